@@ -1,0 +1,54 @@
+# k3py — two commands on a fresh machine:
+#   make run    install what is needed and start a single-node server
+#   make test   install what is needed and run the whole suite
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DATA_DIR ?= /var/lib/k3py
+DEB_PACKAGES ?=
+
+.PHONY: all install deps run test test-unit test-api test-control test-e2e lint typecheck bench clean
+
+all: install
+
+$(STAMP): pyproject.toml
+	@command -v $(PY) >/dev/null || { apt-get update && apt-get install -y python3 python3-venv; }
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP) deps
+
+# Debian packages the suite needs (we are root on these machines).
+deps:
+	@missing=""; for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; fi
+	@command -v kubectl >/dev/null || { echo "kubectl is needed for tests/api"; exit 1; }
+
+run: install
+	$(BIN)/k3py server --data-dir $(DATA_DIR)
+
+test: install
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests
+
+test-unit: install
+	$(BIN)/python -m pytest -q tests/unit
+
+test-api: install
+	$(BIN)/python -m pytest -q tests/api
+
+lint: install
+	$(BIN)/ruff check k3py tests bench
+	$(BIN)/ruff format --check k3py tests bench
+
+typecheck: install
+	$(BIN)/mypy k3py
+
+bench: install
+	$(BIN)/python -m bench.run_all
+
+clean:
+	rm -rf $(VENV) build *.egg-info
