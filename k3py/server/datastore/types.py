@@ -77,13 +77,20 @@ class Compacted(DatastoreError):
     """The requested revision is older than the oldest kept in the log."""
 
     def __init__(self, requested: int, compact_revision: int) -> None:
-        super().__init__(f"requested revision {requested} has been compacted (oldest kept: {compact_revision})")
+        super().__init__(
+            f"requested revision {requested} has been compacted (oldest kept: {compact_revision})"
+        )
         self.requested = requested
         self.compact_revision = compact_revision
 
 
 class FutureRevision(DatastoreError):
     """A list/get at a revision newer than the store has."""
+
+
+class CommitFailed(DatastoreError):
+    """The transaction carrying this write failed (disk full, I/O error, store closing).
+    Nothing of the batch was stored; the cause is chained as ``__cause__``."""
 
 
 class WatchCutOff(DatastoreError):

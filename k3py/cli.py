@@ -1,0 +1,72 @@
+"""The ``k3py`` command: ``server`` now; ``agent``, ``images`` and ``kubectl`` as they land."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+import click
+
+from k3py import GIT_VERSION
+from k3py.config import DEFAULT_CONFIG, build_server_config, env_name
+
+
+def _opt(name: str, *short: str, **kw: Any) -> Any:
+    """An option that may also come from K3PY_<NAME> (read by build_server_config)."""
+    helptext = kw.pop("help", "")
+    kw["help"] = f"{helptext} [env: {env_name(name)}]"
+    return click.option(f"--{name}", *short, name.replace("-", "_"), **kw)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(GIT_VERSION, "--version", "-v", prog_name="k3py", message="%(prog)s version %(version)s")
+def main() -> None:
+    """k3py: a Kubernetes-compatible cluster in one Python process per machine."""
+
+
+@main.command()
+@click.option("--config", "-c", "config_path", default=DEFAULT_CONFIG, envvar="K3PY_CONFIG_FILE", show_default=True, help="Config file (YAML)")
+@_opt("data-dir", "-d", default=None, help="Folder to hold state (default /var/lib/k3py)")
+@_opt("bind-address", default=None, help="Address the API server listens on (default 0.0.0.0)")
+@_opt("https-listen-port", type=int, default=None, help="HTTPS listen port (default 6443)")
+@_opt("advertise-address", default=None, help="IP address the API server advertises (default node-ip)")
+@_opt("node-ip", "-i", default=None, help="IP address to advertise for the node")
+@_opt("node-name", default=None, help="Node name (default: hostname)")
+@_opt("tls-san", multiple=True, help="Additional hostnames or IPs as Subject Alternative Names in the serving certificate")
+@_opt("write-kubeconfig", "-o", default=None, help="Write the admin kubeconfig here (default /etc/k3py/k3py.yaml)")
+@_opt("write-kubeconfig-mode", default=None, help="Mode of the written kubeconfig, octal (default 0600)")
+@_opt("datastore-endpoint", default=None, help="sqlite:///path (default <data-dir>/server/db/state.db) or postgresql://...")
+@_opt("cluster-cidr", default=None, help="Pod network (default 10.42.0.0/16)")
+@_opt("service-cidr", default=None, help="Service network (default 10.43.0.0/16)")
+@_opt("cluster-dns", default=None, help="Cluster DNS service IP (default 10.43.0.10)")
+@_opt("cluster-domain", default=None, help="Cluster domain (default cluster.local)")
+@_opt("service-node-port-range", default=None, help="NodePort range (default 30000-32767)")
+@_opt("token", "-t", default=None, help="Shared secret used to join agents (generated when absent)")
+@_opt("disable-agent", is_flag=True, default=None, help="Do not run the local agent")
+@_opt("debug", is_flag=True, default=None, help="Debug logging")
+def server(config_path: str, **options: Any) -> None:
+    """Run the control plane (and, by default, this node's agent)."""
+    explicit = {}
+    for k, v in options.items():
+        if v is None or (k == "tls_san" and not v):
+            continue
+        if k in ("disable_agent", "debug") and v is False:
+            continue
+        explicit[k] = list(v) if k == "tls_san" else v
+    try:
+        cfg = build_server_config(explicit, config_path=config_path)
+    except (ValueError, OSError) as e:
+        raise click.ClickException(str(e)) from e
+    logging.basicConfig(
+        level=logging.DEBUG if cfg.debug else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    from k3py.server.run import run
+
+    run(cfg)
+
+
+if __name__ == "__main__":
+    main()

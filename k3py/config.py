@@ -1,0 +1,135 @@
+"""One typed configuration from flags, ``K3PY_*`` environment variables and the config file.
+
+Precedence, as K3s: command-line flag > environment variable > config file > default.
+Config file keys are the flag names without dashes (``data-dir: /srv/k3py``,
+``tls-san: [a, b]``).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+DEFAULT_CONFIG = "/etc/k3py/config.yaml"
+
+
+@dataclass
+class ServerConfig:
+    data_dir: Path = Path("/var/lib/k3py")
+    bind_address: str = "0.0.0.0"
+    https_listen_port: int = 6443
+    advertise_address: str = ""
+    node_ip: str = ""
+    node_name: str = ""
+    tls_san: list[str] = field(default_factory=list)
+    write_kubeconfig: str = "/etc/k3py/k3py.yaml"
+    write_kubeconfig_mode: int = 0o600
+    datastore_endpoint: str = ""
+    cluster_cidr: str = "10.42.0.0/16"
+    service_cidr: str = "10.43.0.0/16"
+    cluster_dns: str = "10.43.0.10"
+    cluster_domain: str = "cluster.local"
+    service_node_port_range: str = "30000-32767"
+    token: str = ""
+    disable_agent: bool = False
+    debug: bool = False
+    compaction_interval: float = 60.0
+    retention_seconds: float = 300.0
+    retention_revisions: int = 10000
+
+    @property
+    def server_dir(self) -> Path:
+        return self.data_dir / "server"
+
+    @property
+    def tls_dir(self) -> Path:
+        return self.server_dir / "tls"
+
+    @property
+    def datastore_url(self) -> str:
+        if self.datastore_endpoint:
+            return self.datastore_endpoint
+        return f"sqlite:///{self.server_dir / 'db' / 'state.db'}"
+
+    @property
+    def node_port_range(self) -> tuple[int, int]:
+        lo, _, hi = self.service_node_port_range.partition("-")
+        return int(lo), int(hi or lo)
+
+
+def env_name(option: str) -> str:
+    return "K3PY_" + option.upper().replace("-", "_")
+
+
+def detect_node_ip() -> str:
+    """The address of the interface holding the default route (no packet is sent)."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        s.connect(("192.0.2.1", 9))  # TEST-NET-1: connect() on UDP sends nothing
+        ip: str = s.getsockname()[0]
+        return ip
+    except OSError:
+        return "127.0.0.1"
+    finally:
+        s.close()
+
+
+def _coerce(cfg_field: Any, value: Any) -> Any:
+    t = cfg_field.type
+    if value is None:
+        return None
+    if t in ("Path", Path):
+        return Path(value)
+    if t in ("int", int):
+        if isinstance(value, str):
+            return int(value, 8) if cfg_field.name.endswith("_mode") else int(value)
+        return int(value)
+    if t in ("float", float):
+        return float(value)
+    if t in ("bool", bool):
+        if isinstance(value, str):
+            return value.lower() in ("1", "true", "yes", "on")
+        return bool(value)
+    if t in ("list[str]",):
+        if isinstance(value, str):
+            return [v for v in value.split(",") if v]
+        return [str(v) for v in value]
+    return str(value)
+
+
+def load_config_file(path: str) -> dict[str, Any]:
+    p = Path(path)
+    if not p.exists():
+        return {}
+    data = yaml.safe_load(p.read_text()) or {}
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a mapping of option names to values")
+    return {str(k).replace("-", "_"): v for k, v in data.items()}
+
+
+def build_server_config(explicit: dict[str, Any], *, config_path: str) -> ServerConfig:
+    """``explicit`` holds only the options given on the command line."""
+    file_values = load_config_file(config_path)
+    cfg = ServerConfig()
+    for f in fields(ServerConfig):
+        value: Any = None
+        if f.name in explicit:
+            value = explicit[f.name]
+        elif env_name(f.name) in os.environ:
+            value = os.environ[env_name(f.name)]
+        elif f.name in file_values:
+            value = file_values[f.name]
+        if value is not None:
+            setattr(cfg, f.name, _coerce(f, value))
+    if not cfg.node_ip:
+        cfg.node_ip = detect_node_ip()
+    if not cfg.node_name:
+        cfg.node_name = socket.gethostname().lower()
+    if not cfg.advertise_address:
+        cfg.advertise_address = cfg.node_ip
+    return cfg

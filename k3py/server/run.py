@@ -1,0 +1,201 @@
+"""The server process, booted in a straight line:
+
+    config → PKI → datastore → object store + admission → bootstrap objects
+    → API (HTTPS) → background loops (compaction, deletion finisher) → ready
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime
+import logging
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from k3py.config import ServerConfig
+from k3py.server import admission, errors, lifecycle
+from k3py.server.api.app import build_app
+from k3py.server.api.state import APIState
+from k3py.server.datastore import open_datastore
+from k3py.server.registry.catalog import Catalog
+from k3py.server.registry.store import ObjectStore
+
+log = logging.getLogger("k3py.server")
+
+SA_AUDIENCES = ["https://kubernetes.default.svc.cluster.local", "k3s"]
+
+
+@dataclass
+class RunningServer:
+    config: ServerConfig
+    runner: web.AppRunner
+    datastore: Any
+    store: ObjectStore
+    catalog: Catalog
+    state: APIState
+    finisher: lifecycle.Finisher
+    port: int
+    token: str
+    kubeconfig: str
+    started_at: float
+
+    async def stop(self) -> None:
+        await self.finisher.stop()
+        await self.runner.cleanup()
+        await self.datastore.close()
+
+
+async def start(cfg: ServerConfig) -> RunningServer:
+    t0 = time.monotonic()
+    from k3py.server import auth
+    from k3py.server.auth import pki
+
+    # PKI and join token.
+    keys = pki.ensure_pki(
+        tls_dir=cfg.tls_dir,
+        node_ip=cfg.node_ip,
+        advertise_address=cfg.advertise_address,
+        tls_sans=cfg.tls_san,
+        cluster_domain=cfg.cluster_domain,
+        service_cidr=cfg.service_cidr,
+    )
+    token = auth.ensure_token(path=cfg.server_dir / "token", ca_pem=keys.server_ca_pem, secret=cfg.token or None)
+
+    # Datastore.
+    (cfg.server_dir / "db").mkdir(parents=True, exist_ok=True)
+    ds = open_datastore(
+        cfg.datastore_url,
+        retention_seconds=cfg.retention_seconds,
+        retention_revisions=cfg.retention_revisions,
+        compaction_interval=cfg.compaction_interval,
+    )
+    await ds.start()
+
+    # Object store, admission, CRDs.
+    catalog = Catalog()
+    store = ObjectStore(datastore=ds)
+    crds = lifecycle.CRDServing(store=store, catalog=catalog)
+    store.admit = [
+        admission.NamespaceLifecycle(store=store, catalog=catalog),
+        admission.ServiceAllocator(store=store, catalog=catalog, service_cidr=cfg.service_cidr, node_port_range=cfg.node_port_range),
+        admission.pod_defaults,
+        admission.CRDAdmission(clock=store.clock),
+    ]
+    store.after_write = [crds.after_write]
+    await crds.load_all()
+
+    # Authentication and authorization.
+    issuer = auth.ServiceAccountTokens(key=keys.service_key)
+    by_kind = {"Pod": ("", "v1", "pods"), "Secret": ("", "v1", "secrets"), "Node": ("", "v1", "nodes"),
+               "ServiceAccount": ("", "v1", "serviceaccounts")}
+
+    async def object_uid(kind: str, namespace: str, name: str) -> str | None:
+        info = catalog.get(*by_kind[kind]) if kind in by_kind else None
+        if info is None:
+            return None
+        rec = await ds.get(info.key(namespace, name))
+        return None if rec is None else rec.obj()["metadata"].get("uid")
+
+    async def sa_uid(namespace: str, name: str) -> str | None:
+        return await object_uid("ServiceAccount", namespace, name)
+
+    authenticator = auth.Authenticator(
+        x509_auth=auth.X509Authenticator(client_ca=keys.client_ca.cert),
+        token_authenticators=[
+            auth.StaticTokens(),
+            auth.ServiceAccountAuthenticator(
+                tokens=issuer, audiences=SA_AUDIENCES, service_account_uid=sa_uid, object_uid=object_uid
+            ),
+        ],
+    )
+    authorizer = auth.ChainAuthorizer([auth.MastersAuthorizer()])
+
+    async def issue_token(*, namespace: str, sa_name: str, sa_uid: str, audiences: list[str],
+                          expiration_seconds: int, bound_object: dict[str, Any] | None) -> tuple[str, str]:
+        bound = None
+        if bound_object:
+            uid = await object_uid(bound_object.get("kind", ""), namespace, bound_object.get("name", ""))
+            if uid is None or (bound_object.get("uid") and bound_object["uid"] != uid):
+                raise errors.not_found(str(bound_object.get("kind", "")).lower() + "s", bound_object.get("name", ""))
+            bound = auth.BoundObject(kind=bound_object["kind"], name=bound_object["name"], uid=uid)
+        now = store.clock()
+        tok = issuer.issue(namespace=namespace, sa_name=sa_name, sa_uid=sa_uid, audiences=audiences,
+                           expiration_seconds=expiration_seconds, bound_object=bound, now=now)
+        exp = now + datetime.timedelta(seconds=expiration_seconds)
+        return tok, exp.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    server_address = f"{cfg.advertise_address}:{cfg.https_listen_port}"
+    state = APIState(
+        catalog=catalog,
+        store=store,
+        authenticate=authenticator.authenticate,
+        authorize=authorizer.authorize,
+        server_address=server_address,
+        token_issuer=issue_token,
+        token_reviewer=authenticator.authenticate_token,
+    )
+    app = build_app(state)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
+    await runner.setup()
+    ssl_ctx = auth.server_ssl_context(keys)
+    site = web.TCPSite(runner, host=cfg.bind_address, port=cfg.https_listen_port, ssl_context=ssl_ctx, backlog=1024, reuse_address=True)
+    await site.start()
+    port = cfg.https_listen_port
+    if port == 0:
+        server = site._server  # noqa: SLF001 - the bound port of an ephemeral listen
+        assert server is not None
+        port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        state.server_address = f"{cfg.advertise_address}:{port}"
+
+    await lifecycle.bootstrap(
+        store=store, catalog=catalog, advertise_ip=cfg.advertise_address, port=port,
+        service_cidr=cfg.service_cidr, cluster_dns=cfg.cluster_dns,
+    )
+    finisher = lifecycle.Finisher(store=store, catalog=catalog)
+    finisher.start()
+
+    kubeconfig = cfg.write_kubeconfig
+    if kubeconfig:
+        auth.write_kubeconfig(
+            path=Path(kubeconfig),
+            mode=cfg.write_kubeconfig_mode,
+            server_url=f"https://127.0.0.1:{port}",
+            ca_pem=keys.server_ca_pem,
+            client_cert_pem=keys.admin.cert_pem,
+            client_key_pem=keys.admin.key_pem,
+        )
+    state.ready = True
+    log.info("k3py server ready on https://%s:%d in %.2fs", cfg.bind_address, port, time.monotonic() - t0)
+    return RunningServer(
+        config=cfg, runner=runner, datastore=ds, store=store, catalog=catalog, state=state,
+        finisher=finisher, port=port, token=token, kubeconfig=kubeconfig, started_at=t0,
+    )
+
+
+def run(cfg: ServerConfig) -> None:
+    """Run until SIGINT/SIGTERM."""
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:  # pragma: no cover
+        pass
+
+    async def main() -> None:
+        server = await start(cfg)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        log.info("shutting down")
+        with contextlib.suppress(Exception):
+            await server.stop()
+
+    asyncio.run(main())
