@@ -340,7 +340,15 @@ async def _delete_options(request: web.Request) -> DeleteOptions:
     return opts
 
 
+IMMORTAL_NAMESPACES = ("default", "kube-system", "kube-public")
+
+
 async def delete(request: web.Request, st: APIState, ri: RequestInfo, info: ResourceInfo, out: Output) -> web.StreamResponse:
+    if info.group == "" and info.plural == "namespaces" and ri.name in IMMORTAL_NAMESPACES:
+        raise errors.APIError(
+            403, "Forbidden", f'namespaces "{ri.name}" is forbidden: this namespace may not be deleted',
+            details={"name": ri.name, "kind": "namespaces"},
+        )
     opts = await _delete_options(request)
     obj, deleted = await st.store.delete(info, ri.namespace, ri.name, opts=opts)
     if not deleted:
