@@ -11,6 +11,7 @@ import contextlib
 import datetime
 import logging
 import signal
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,6 +54,9 @@ class RunningServer:
 
 async def start(cfg: ServerConfig) -> RunningServer:
     t0 = time.monotonic()
+    # SQLite hands the GIL back per row; with the default 5 ms switch interval a
+    # datastore thread waiting behind a busy event loop stalls for whole intervals.
+    sys.setswitchinterval(0.001)
     from k3py.server import auth
     from k3py.server.auth import pki
 
