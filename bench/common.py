@@ -82,6 +82,7 @@ def client_ssl_context(kubeconfig: Path) -> ssl.SSLContext:
 
 def start_server(data_dir: Path | None = None, *, extra: list[str] | None = None, port: int = 0) -> ServerProc:
     data_dir = data_dir or Path(tempfile.mkdtemp(prefix="k3py-bench-"))
+    data_dir.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
     kubeconfig = data_dir / "kubeconfig.yaml"
     cmd = [

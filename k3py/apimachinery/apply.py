@@ -26,7 +26,6 @@ string (the caller derives the default from the user agent).
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -36,6 +35,7 @@ import orjson
 from k3py.apimachinery import managedfields as mf
 from k3py.apimachinery.fieldpath import PE, FieldSet, field_pe, path_string
 from k3py.apimachinery.gofmt import go_json
+from k3py.apimachinery.jsoncopy import clone
 from k3py.apimachinery.typed import (
     MISSING,
     Atom,
@@ -378,7 +378,7 @@ def _apply_stack(
     managers.clear()
     managers.update(updated)
     if new is None:
-        return copy.deepcopy(live)
+        return clone(live)
     times[identifier] = ctx.now
     return new
 
@@ -440,7 +440,7 @@ def _update_last_applied(obj: dict[str, Any], config: dict[str, Any]) -> None:
     annotations = _meta(obj).get("annotations")
     if not isinstance(annotations, dict) or not annotations.get(LAST_APPLIED):
         return
-    last = copy.deepcopy(config)
+    last = clone(config)
     last_meta = last.get("metadata")
     if isinstance(last_meta, dict) and isinstance(last_meta.get("annotations"), dict):
         last_meta["annotations"].pop(LAST_APPLIED, None)
@@ -520,14 +520,14 @@ def apply(
         managers, times = mf.decode(_meta(live or {}).get("managedFields"))
     except mf.ManagedFieldsError as e:
         raise _unknown(f"failed to decode managed fields: {e}") from None
-    base = copy.deepcopy(_without_managed_fields(live))
+    base = clone(_without_managed_fields(live))
     try:
         obj, managers, times = _apply_forgiving_last_applied(
             ctx, base, applied, managers, times, manager=manager, force=force
         )
     except ConflictsError as e:
         raise conflict_error(e.conflicts) from None
-    obj = _drop_nulls(copy.deepcopy(obj))
+    obj = _drop_nulls(clone(obj))
     if manager == "kubectl":
         _update_last_applied(obj, applied)
     return _set_managed_fields(obj, managers, times)
@@ -577,7 +577,7 @@ def update_managed_fields(
     """
     if operation != mf.UPDATE:
         raise ValueError("update_managed_fields records Update operations only")
-    result = copy.deepcopy(_without_managed_fields(new))
+    result = clone(_without_managed_fields(new))
     try:
         managers, times = _decode_live_or_new(old, new, ignore_request=bool(subresource))
         if not managers and old is not None and _meta(old).get("uid"):
@@ -597,7 +597,7 @@ def update_managed_fields(
         meta = dict(_meta(result))
         previous = _meta(old or {}).get("managedFields")
         if previous:
-            meta["managedFields"] = copy.deepcopy(previous)
+            meta["managedFields"] = clone(previous)
         result["metadata"] = meta
         return result
     return _set_managed_fields(result, managers, times)

@@ -15,10 +15,10 @@ leading slash, and a missing key tests equal to ``null``.  Inputs are never muta
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 from k3py.apimachinery.gofmt import go_quote
+from k3py.apimachinery.jsoncopy import clone
 from k3py.server.errors import APIError, bad_request
 
 MAX_OPERATIONS = 10000
@@ -162,7 +162,7 @@ class _Applier:
         if found is None:
             raise _wrap(f'add operation does not apply: doc is missing path: "{path}"', MISSING)
         try:
-            _add(found[0], found[1], copy.deepcopy(op.get("value")))
+            _add(found[0], found[1], clone(op.get("value")))
         except PatchError as e:
             raise _wrap(f"error in add for path: '{path}'", str(e)) from None
 
@@ -184,7 +184,7 @@ class _Applier:
             path = _path_of(op, "path")
         except PatchError:
             raise _wrap("replace operation failed to decode path", MISSING) from None
-        value = copy.deepcopy(op.get("value"))
+        value = clone(op.get("value"))
         if path == "":
             if not isinstance(value, (dict, list)):
                 raise PatchError("replace operation value must be object or array")
@@ -252,7 +252,7 @@ class _Applier:
                 f"copy operation does not apply: doc is missing destination path: {path}", MISSING
             )
         try:
-            _add(found[0], found[1], copy.deepcopy(value))
+            _add(found[0], found[1], clone(value))
         except PatchError as e:
             raise _wrap("error while adding value during copy", str(e)) from None
 
@@ -324,7 +324,7 @@ def json_kind(value: Any) -> str:
 
 def apply_operations(doc: Any, ops: list[dict[str, Any]]) -> Any:
     """Apply validated operations to a copy of ``doc``; raises PatchError."""
-    applier = _Applier(copy.deepcopy(doc))
+    applier = _Applier(clone(doc))
     for op in ops:
         kind = _kind(op)
         handler = getattr(applier, f"op_{kind}", None) if kind in _OPS else None

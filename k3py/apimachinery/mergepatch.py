@@ -9,9 +9,9 @@ are never mutated.
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
+from k3py.apimachinery.jsoncopy import clone
 from k3py.server.errors import bad_request
 
 BAD_PATCH = "Invalid JSON Patch"
@@ -29,7 +29,7 @@ def _merge(current: Any, patch: Any) -> Any:
     if not isinstance(current, dict):
         return _prune_nulls(patch)
     if not isinstance(patch, dict):
-        return copy.deepcopy(patch)
+        return clone(patch)
     return _merge_docs(current, patch)
 
 
@@ -53,7 +53,7 @@ def merge_patch(doc: Any, patch: Any) -> Any:
         return _prune_nulls(patch)
     if not isinstance(doc, dict):
         return _prune_nulls(patch)
-    return copy.deepcopy(_merge_docs(doc, patch))
+    return clone(_merge_docs(doc, patch))
 
 
 def create_merge_patch(original: dict[str, Any], modified: dict[str, Any]) -> dict[str, Any]:
@@ -69,7 +69,7 @@ def create_merge_patch(original: dict[str, Any], modified: dict[str, Any]) -> di
             if sub:
                 patch[key] = sub
         elif old is _MISSING or old != value or type(old) is not type(value):
-            patch[key] = copy.deepcopy(value)
+            patch[key] = clone(value)
     return patch
 
 

@@ -21,10 +21,10 @@ surface as 500 with an empty reason, exactly what ``kubectl patch`` users see as
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 from k3py.apimachinery.gofmt import go_type_name, go_value
+from k3py.apimachinery.jsoncopy import clone
 from k3py.apimachinery.jsonpatch import json_kind, rejected
 from k3py.server.errors import APIError, bad_request
 from k3py.server.registry import schema as sch
@@ -605,7 +605,7 @@ def strategic_merge(original: dict[str, Any], patch: Any, schema: Schema | None)
             "into Go value of type map[string]interface {}"
         )
     try:
-        merged = _merge_map(copy.deepcopy(original), copy.deepcopy(patch), schema)
+        merged = _merge_map(clone(original), clone(patch), schema)
     except SMPError as e:
         raise _to_api_error(e) from None
     return _strip_directive_keys(merged)

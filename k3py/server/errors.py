@@ -129,7 +129,7 @@ def method_not_allowed(message: str = "the server does not allow this method on 
 
 
 def unsupported_media_type(content_type: str) -> APIError:
-    return APIError(415, "UnsupportedMediaType", f"the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/vnd.kubernetes.protobuf" if not content_type else f'the body of the request was in an unknown format - accepted media types include: application/json, application/yaml (got "{content_type}")')
+    return APIError(415, "UnsupportedMediaType", "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/vnd.kubernetes.protobuf" if not content_type else f'the body of the request was in an unknown format - accepted media types include: application/json, application/yaml (got "{content_type}")')
 
 
 def too_large() -> APIError:

@@ -149,19 +149,24 @@ async def bootstrap(*, store: ObjectStore, catalog: Catalog, advertise_ip: str, 
 
 async def _ensure(store: ObjectStore, info: ResourceInfo, obj: Obj, *, update: bool = False) -> None:
     meta = obj["metadata"]
+    exists = await store.ds.get(info.key(meta.get("namespace", ""), meta["name"])) is not None
     try:
-        await store.create(info, orjson.loads(orjson.dumps(obj)), ctx=SYSTEM)
+        if not exists:
+            await store.create(info, orjson.loads(orjson.dumps(obj)), ctx=SYSTEM)
+            return
     except errors.APIError as e:
         if e.reason != "AlreadyExists":
             raise
-        if update:
-            def mutate(cur: Obj) -> Obj:
-                for k, v in obj.items():
-                    if k not in ("metadata", "apiVersion", "kind"):
-                        cur[k] = v
-                return cur
+    if not update:
+        return
 
-            await store.modify(info, meta.get("namespace", ""), meta["name"], mutate, ctx=SYSTEM)
+    def mutate(cur: Obj) -> Obj:
+        for k, v in obj.items():
+            if k not in ("metadata", "apiVersion", "kind"):
+                cur[k] = v
+        return cur
+
+    await store.modify(info, meta.get("namespace", ""), meta["name"], mutate, ctx=SYSTEM)
 
 
 class Finisher:

@@ -14,7 +14,13 @@ from k3py.server.api.requestinfo import RequestInfo
 from k3py.server.api.state import APIState
 from k3py.server.registry import decode as body_decode
 from k3py.server.registry.catalog import ResourceInfo
-from k3py.server.registry.store import DeleteOptions, WriteContext, crd_schema, now_rfc3339, object_schema
+from k3py.server.registry.store import (
+    DeleteOptions,
+    WriteContext,
+    crd_schema,
+    now_rfc3339,
+    object_schema,
+)
 
 Obj = dict[str, Any]
 
@@ -64,6 +70,8 @@ def write_context(request: web.Request, st: APIState, ri: RequestInfo, *, apply:
 
 
 def _decode_object(raw: bytes, ctype: str) -> Obj:
+    if not ctype:
+        ctype = "application/json"  # upstream: no Content-Type means the first media type
     if ctype not in _BODY_TYPES:
         raise errors.unsupported_media_type(ctype)
     obj = body_decode.decode_body(raw, ctype)
@@ -144,7 +152,9 @@ async def create(request: web.Request, st: APIState, ri: RequestInfo, info: Reso
     ctype = media_type(request)
     ctx = write_context(request, st, ri)
     obj = _decode_object(raw, ctype)
-    check_type_meta(info, obj, allow_missing=(info.group, info.kind) == ("", "Event"))
+    # Built-ins decode with the endpoint's kind as default (upstream gvkWithDefaults);
+    # custom resources go through the unstructured decoder, which needs both.
+    check_type_meta(info, obj, allow_missing=info.crd is None)
     meta = obj.get("metadata")
     if meta is None:
         meta = obj["metadata"] = {}
@@ -167,7 +177,7 @@ async def update(request: web.Request, st: APIState, ri: RequestInfo, info: Reso
     ctype = media_type(request)
     ctx = write_context(request, st, ri)
     obj = _decode_object(raw, ctype)
-    check_type_meta(info, obj, allow_missing=False)
+    check_type_meta(info, obj, allow_missing=info.crd is None)
     meta = obj.setdefault("metadata", {})
     if not isinstance(meta, dict):
         raise errors.bad_request("metadata must be an object")

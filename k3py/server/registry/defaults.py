@@ -22,10 +22,10 @@ into an update, as the strategies' ``PrepareForUpdate`` do.
 from __future__ import annotations
 
 import base64
-import copy
 from collections.abc import Callable
 from typing import Any
 
+from k3py.apimachinery.jsoncopy import clone
 from k3py.server.registry import schema as openapi
 from k3py.server.registry.validate import quantity as qty
 from k3py.server.registry.validate.typecheck import version_of
@@ -75,7 +75,7 @@ def _empty(obj: Obj, key: str) -> bool:
 def _fill(obj: Obj, values: dict[str, Any], *, test: Callable[[Obj, str], bool] = _empty) -> None:
     for key, value in values.items():
         if test(obj, key):
-            obj[key] = copy.deepcopy(value)
+            obj[key] = clone(value)
 
 
 # -- pods and pod specs ----------------------------------------------------------------
@@ -224,7 +224,7 @@ def _requests_from_limits(ctr: Obj) -> None:
         return
     requests = _map(resources, "requests")
     for name, value in limits.items():
-        requests.setdefault(name, copy.deepcopy(value))
+        requests.setdefault(name, clone(value))
 
 
 def _add_positive(totals: dict[str, qty.Quantity], values: Obj | None) -> set[str]:
@@ -580,7 +580,7 @@ def _node(obj: Obj) -> None:
         and _unset(status, "allocatable")
         and isinstance(status.get("capacity"), dict)
     ):
-        status["allocatable"] = copy.deepcopy(status["capacity"])
+        status["allocatable"] = clone(status["capacity"])
 
 
 def _limit_range(obj: Obj) -> None:
@@ -594,7 +594,7 @@ def _limit_range(obj: Obj) -> None:
             (_sub(item, "min"), request),
         ):
             for name, value in (source or {}).items():
-                target.setdefault(name, copy.deepcopy(value))
+                target.setdefault(name, clone(value))
 
 
 def _binding(obj: Obj) -> None:
@@ -725,8 +725,33 @@ def _canonical(raw: Any, *, milli: bool) -> Any:
     return str(q.round_up_milli() if milli else q)
 
 
+_HOLDS_QUANTITY: dict[int, bool] = {}
+
+
+def _holds_quantity(raw_schema: openapi.Schema) -> bool:
+    """Whether any quantity can sit at or below this schema (memoised per schema dict)."""
+    key = id(raw_schema)
+    found = _HOLDS_QUANTITY.get(key)
+    if found is not None:
+        return found
+    _HOLDS_QUANTITY[key] = False  # recursion guard: a cycle adds nothing new
+    if _quantity_ref(raw_schema):
+        result = True
+    else:
+        sch = openapi.resolve(raw_schema)
+        subs: list[Any] = list((sch.get("properties") or {}).values())
+        for k in ("additionalProperties", "items"):
+            if isinstance(sch.get(k), dict):
+                subs.append(sch[k])
+        result = any(isinstance(x, dict) and _holds_quantity(x) for x in subs)
+    _HOLDS_QUANTITY[key] = result
+    return result
+
+
 def _walk_quantities(value: Any, raw_schema: openapi.Schema) -> Any:
     """``value`` with every quantity below it in canonical form (dicts changed in place)."""
+    if not _holds_quantity(raw_schema):
+        return value
     if _quantity_ref(raw_schema):
         return _canonical(value, milli=False)
     sch = openapi.resolve(raw_schema)
@@ -770,7 +795,7 @@ def _copy_meta(obj: Obj, old: Obj) -> None:
         meta["uid"] = old_meta["uid"]
     for key in ("creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds"):
         if old_meta.get(key) is not None:
-            meta[key] = copy.deepcopy(old_meta[key])
+            meta[key] = clone(old_meta[key])
 
 
 def _needs_node_port(spec: Obj) -> bool:
@@ -789,7 +814,7 @@ def _service_update(obj: Obj, old: Obj) -> None:
     if both_ip and not spec.get("clusterIP") and not spec.get("clusterIPs"):
         for key in ("clusterIP", "clusterIPs", "ipFamilies", "ipFamilyPolicy"):
             if old_spec.get(key) is not None:
-                spec[key] = copy.deepcopy(old_spec[key])
+                spec[key] = clone(old_spec[key])
     if _needs_node_port(spec) and _needs_node_port(old_spec):
         old_ports = {p.get("name", ""): p.get("nodePort") for p in _maps(old_spec, "ports")}
         used = {p.get("nodePort") for p in _maps(spec, "ports") if p.get("nodePort")}
@@ -808,11 +833,11 @@ def _service_update(obj: Obj, old: Obj) -> None:
 
 def _namespace_update(obj: Obj, old: Obj) -> None:
     spec = _map(obj, "spec")
-    spec["finalizers"] = copy.deepcopy((old.get("spec") or {}).get("finalizers"))
+    spec["finalizers"] = clone((old.get("spec") or {}).get("finalizers"))
     if spec["finalizers"] is None:
         del spec["finalizers"]
     if old.get("status") is not None:
-        obj["status"] = copy.deepcopy(old["status"])
+        obj["status"] = clone(old["status"])
 
 
 UPDATE_PREPARERS: dict[tuple[str, str], Callable[[Obj, Obj], None]] = {

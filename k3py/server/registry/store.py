@@ -514,8 +514,9 @@ class ObjectStore:
         else:
             from k3py.server.registry import validation
 
+            # Request bodies were type-checked by the API layer's decoder.
             causes = validation.validate(
-                info.group, info.kind, obj, old=old, namespaced=info.namespaced
+                info.group, info.kind, obj, old=old, namespaced=info.namespaced, typed=True
             )
         if causes:
             raise errors.invalid(info.kind, name, causes, info.group)

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import copy
 import datetime as _dt
 import ipaddress
 import json
@@ -44,6 +43,7 @@ from decimal import Decimal
 from typing import Any
 
 from k3py.apimachinery import names
+from k3py.apimachinery.jsoncopy import clone
 from k3py.server.errors import Cause
 from k3py.server.registry import decode
 from k3py.server.registry import schema as schemas
@@ -373,7 +373,7 @@ def apply_defaults(obj: Any, schema: Schema) -> None:
             sub = _items(s)
             for i, v in enumerate(x):
                 if v is None and sub is not None and not _nullable(sub) and "default" in sub:
-                    x[i] = copy.deepcopy(sub["default"])
+                    x[i] = clone(sub["default"])
                 stack.append((x[i], sub))
 
 
@@ -383,14 +383,14 @@ def _default_map(x: dict[str, Any], s: Schema, stack: list[tuple[Any, Schema | N
         if "default" not in prop:
             continue
         if k not in x or (x[k] is None and not _nullable(prop)):
-            x[k] = copy.deepcopy(prop["default"])
+            x[k] = clone(prop["default"])
     addl = _addl(s)[1]
     for k in x:
         if k in props:
             stack.append((x[k], props[k]))
         elif addl is not None:
             if x[k] is None and not _nullable(addl) and "default" in addl:
-                x[k] = copy.deepcopy(addl["default"])
+                x[k] = clone(addl["default"])
             stack.append((x[k], addl))
 
 
@@ -1235,7 +1235,7 @@ def _default_errors(s: Schema, path: str, *, root: bool) -> list[Cause]:
 def _one_default(node: Schema, path: str) -> list[Cause]:
     value = node.get("default")
     out: list[Cause] = []
-    pruned = copy.deepcopy(value)
+    pruned = clone(value)
     if _embedded(node):
         prune(pruned, node)
     else:
@@ -1721,11 +1721,11 @@ def validate_crd(crd: dict[str, Any], *, old: dict[str, Any] | None = None) -> l
     Works on defaulted copies (:func:`default_crd`), so callers may pass what the
     client sent.
     """
-    crd = copy.deepcopy(crd)
+    crd = clone(crd)
     default_crd(crd)
     old_spec: dict[str, Any] | None = None
     if old is not None:
-        old = copy.deepcopy(old)
+        old = clone(old)
         default_crd(old)
         old_spec = _dict(old.get("spec"))
     spec = _dict(crd.get("spec"))

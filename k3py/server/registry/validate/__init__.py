@@ -165,11 +165,18 @@ def _metadata(
     return validate_object_meta_update(obj, old, builtin=builtin)
 
 
-def validate(group: str, kind: str, obj: Obj, *, old: Obj | None, namespaced: bool) -> list[Cause]:
-    """Causes for a create (``old`` is None) or an update of a built-in object."""
-    errs = check_types(group, kind, obj)
-    if errs:
-        return errs
+def validate(
+    group: str, kind: str, obj: Obj, *, old: Obj | None, namespaced: bool, typed: bool = False
+) -> list[Cause]:
+    """Causes for a create (``old`` is None) or an update of a built-in object.
+
+    ``typed`` says the object's JSON types were already checked against the schema
+    (the API layer's decoder does it for every request body); pass False for objects
+    from anywhere else."""
+    if not typed:
+        errs = check_types(group, kind, obj)
+        if errs:
+            return errs
     if (group, kind) == ("", "Pod"):
         return dedupe(_pod(obj, old, namespaced))
     rules = RULES.get((group, kind))

@@ -8,11 +8,11 @@ values, and a difference is reported as upstream does, with a short diff.
 
 from __future__ import annotations
 
-import copy
 import re
 from typing import Any
 
 from k3py.apimachinery import names
+from k3py.apimachinery.jsoncopy import clone
 from k3py.server.errors import Cause
 
 from . import formats, scheduling
@@ -416,7 +416,7 @@ def _short(value: Any) -> str:
 
 
 def _munge(spec: dict[str, Any], old_spec: dict[str, Any]) -> dict[str, Any]:
-    munged = copy.deepcopy(spec)
+    munged = clone(spec)
     for key in ("containers", "initContainers"):
         for ctr, old_ctr in zip(
             dicts(get_list(munged, key)), dicts(get_list(old_spec, key)), strict=False
@@ -425,7 +425,7 @@ def _munge(spec: dict[str, Any], old_spec: dict[str, Any]) -> dict[str, Any]:
     for key in ("activeDeadlineSeconds", "schedulingGates", "tolerations"):
         munged.pop(key, None)
         if key in old_spec:
-            munged[key] = copy.deepcopy(old_spec[key])
+            munged[key] = clone(old_spec[key])
     old_grace = get_opt_int(old_spec, "terminationGracePeriodSeconds")
     if (
         old_grace is not None
@@ -438,7 +438,7 @@ def _munge(spec: dict[str, Any], old_spec: dict[str, Any]) -> dict[str, Any]:
     ):
         old_sel = str_map(old_spec, "nodeSelector")
         if all(str_map(munged, "nodeSelector").get(k) == v for k, v in old_sel.items()):
-            munged["nodeSelector"] = copy.deepcopy(old_spec.get("nodeSelector"))
+            munged["nodeSelector"] = clone(old_spec.get("nodeSelector"))
     return munged
 
 
