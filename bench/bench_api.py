@@ -21,7 +21,6 @@ import sqlite3
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import orjson

@@ -154,7 +154,7 @@ async def start(cfg: ServerConfig) -> RunningServer:
     if port == 0:
         server = site._server  # noqa: SLF001 - the bound port of an ephemeral listen
         assert server is not None
-        port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
         state.server_address = f"{cfg.advertise_address}:{port}"
 
     await lifecycle.bootstrap(

@@ -63,7 +63,7 @@ async def _access_review(st: APIState, user: Any, body: Obj, info: ResourceInfo,
     spec = body.get("spec") or {}
     subject = user
     if info.kind != "SelfSubjectAccessReview":
-        subject = UserInfo(name=spec.get("user", ""), uid=spec.get("uid", ""), groups=list(spec.get("groups") or []), extra=spec.get("extra") or {})
+        subject = UserInfo(name=spec.get("user", ""), uid=spec.get("uid", ""), groups=tuple(spec.get("groups") or ()), extra=spec.get("extra") or {})
     ra = spec.get("resourceAttributes")
     na = spec.get("nonResourceAttributes")
     if ra:

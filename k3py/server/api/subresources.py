@@ -208,7 +208,7 @@ async def token(request: web.Request, st: APIState, ri: RequestInfo, info: Resou
     spec = body.get("spec") or {}
     expiration = int(spec.get("expirationSeconds") or 3600)
     if expiration < 600:
-        raise errors.invalid("TokenRequest", ri.name, [{"reason": "FieldValueInvalid", "field": "spec.expirationSeconds", "message": "Invalid value: %d: may not specify a duration less than 10 minutes" % expiration}], "authentication.k8s.io")
+        raise errors.invalid("TokenRequest", ri.name, [{"reason": "FieldValueInvalid", "field": "spec.expirationSeconds", "message": f"Invalid value: {expiration}: may not specify a duration less than 10 minutes"}], "authentication.k8s.io")
     audiences = spec.get("audiences") or ["https://kubernetes.default.svc.cluster.local", "k3s"]
     if st.token_issuer is None:
         raise errors.service_unavailable("token issuing is not configured")

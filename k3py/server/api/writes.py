@@ -70,8 +70,7 @@ def write_context(request: web.Request, st: APIState, ri: RequestInfo, *, apply:
 
 
 def _decode_object(raw: bytes, ctype: str) -> Obj:
-    if not ctype:
-        ctype = "application/json"  # upstream: no Content-Type means the first media type
+    ctype = ctype or "application/json"  # no Content-Type: the first supported type
     if ctype not in _BODY_TYPES:
         raise errors.unsupported_media_type(ctype)
     obj = body_decode.decode_body(raw, ctype)
@@ -149,7 +148,8 @@ async def create(request: web.Request, st: APIState, ri: RequestInfo, info: Reso
     if info.namespaced and not ri.namespace:
         raise errors.method_not_allowed()
     raw = await read_body(request, st)
-    ctype = media_type(request)
+    # No Content-Type means the first supported media type (upstream's negotiation).
+    ctype = media_type(request) or "application/json"
     ctx = write_context(request, st, ri)
     obj = _decode_object(raw, ctype)
     # Built-ins decode with the endpoint's kind as default (upstream gvkWithDefaults);
@@ -174,7 +174,8 @@ async def create(request: web.Request, st: APIState, ri: RequestInfo, info: Reso
 
 async def update(request: web.Request, st: APIState, ri: RequestInfo, info: ResourceInfo, out: Output) -> web.StreamResponse:
     raw = await read_body(request, st)
-    ctype = media_type(request)
+    # No Content-Type means the first supported media type (upstream's negotiation).
+    ctype = media_type(request) or "application/json"
     ctx = write_context(request, st, ri)
     obj = _decode_object(raw, ctype)
     check_type_meta(info, obj, allow_missing=info.crd is None)

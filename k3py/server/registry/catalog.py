@@ -220,16 +220,8 @@ BUILTINS: tuple[ResourceInfo, ...] = (
         cats=["all"],
         sub=["status"],
     ),
-    _r(
-        "autoscaling",
-        "v1",
-        "HorizontalPodAutoscaler",
-        "horizontalpodautoscalers",
-        short=["hpa"],
-        cats=["all"],
-        sub=["status"],
-        preferred=False,
-    ),
+    # autoscaling/v1 is not served: objects are stored as v2 and there is no v1<->v2
+    # conversion yet (kubectl 1.32 reads and writes v2).
     # policy/v1
     _r(
         "policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets", short=["pdb"], sub=["status"]

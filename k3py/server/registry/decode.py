@@ -480,7 +480,7 @@ def find_duplicate_fields(body: bytes, content_type: str) -> list[str]:
     return _yaml_dups(text)
 
 
-_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"(\s*:)?')
+_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"(\s*:)?')
 
 
 def _no_repeated_keys(body: bytes, text: str) -> bool:

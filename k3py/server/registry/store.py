@@ -206,6 +206,7 @@ class ObjectStore:
         await self._run_admission(info, obj, None, ctx)
         self._validate(info, obj, None)
         self._track_fields(info, None, obj, ctx=ctx, now=now)
+        meta = obj["metadata"]  # _track_fields replaces the metadata dict
         generated = not meta.get("name") and bool(meta.get("generateName"))
         for _attempt in range(MAX_GENERATE_ATTEMPTS):
             if generated:
