@@ -13,6 +13,7 @@ from k3py.server.api.negotiate import Output
 from k3py.server.api.requestinfo import RequestInfo
 from k3py.server.api.state import APIState
 from k3py.server.registry import decode as body_decode
+from k3py.server.registry import protobuf
 from k3py.server.registry.catalog import ResourceInfo
 from k3py.server.registry.store import (
     DeleteOptions,
@@ -71,6 +72,8 @@ def write_context(request: web.Request, st: APIState, ri: RequestInfo, *, apply:
 
 def _decode_object(raw: bytes, ctype: str) -> Obj:
     ctype = ctype or "application/json"  # no Content-Type: the first supported type
+    if ctype == protobuf.MEDIA_TYPE:
+        return protobuf.decode_object(raw, expected_gvk=None)
     if ctype not in _BODY_TYPES:
         raise errors.unsupported_media_type(ctype)
     obj = body_decode.decode_body(raw, ctype)
@@ -112,9 +115,12 @@ def check_fields(info: ResourceInfo, obj: Obj, raw: bytes | None, ctype: str, ct
         if type_errs:
             raise body_decode.decode_error(kind=info.kind, version=info.version, message=type_errs[0])
         unknown = body_decode.drop_unknown(obj, sch) if sch else []
+        if sch:
+            body_decode.zero_null_items(obj, sch)
     if ctx.field_validation == "Ignore":
         return
-    duplicate = body_decode.find_duplicate_fields(raw, ctype) if raw is not None else []
+    protobuf_body = ctype == protobuf.MEDIA_TYPE  # no JSON keys, so no duplicates
+    duplicate = body_decode.find_duplicate_fields(raw, ctype) if raw is not None and not protobuf_body else []
     problems = body_decode.strict_problems(unknown=unknown, duplicate=duplicate)
     if not problems:
         return
@@ -213,7 +219,13 @@ def apply_patch(info: ResourceInfo, current: Obj, ptype: str, doc: Any) -> Obj:
         return jsonpatch.apply_patch(current, doc)
     if ptype == MERGE_PATCH:
         return mergepatch.merge_patch(current, doc)
-    return strategic.strategic_merge(current, doc, object_schema(info))
+    try:
+        return strategic.strategic_merge(current, doc, object_schema(info))
+    except errors.APIError as e:
+        if e.code != 500:
+            raise
+        # Upstream answers 500 for a malformed patch; it is the client's error (400).
+        raise errors.bad_request(e.message) from None
 
 
 def _keep_identity(new: Obj, current: Obj, info: ResourceInfo, ri: RequestInfo) -> Obj:
@@ -230,6 +242,18 @@ def _keep_identity(new: Obj, current: Obj, info: ResourceInfo, ri: RequestInfo) 
     new["apiVersion"] = current.get("apiVersion", info.group_version)
     new["kind"] = current.get("kind", info.kind)
     return new
+
+
+def _patch_duplicates(info: ResourceInfo, raw: bytes, ptype: str, ctx: WriteContext) -> None:
+    """Keys given twice in the patch itself (upstream decodes patches strictly too)."""
+    dups = body_decode.find_duplicate_fields(raw, "application/json")
+    if not dups:
+        return
+    prefix = "json patch " if ptype == JSON_PATCH else ""
+    problems = [prefix + p for p in body_decode.strict_problems(unknown=[], duplicate=dups)]
+    if ctx.field_validation == "Strict":
+        raise body_decode.strict_error(kind=info.kind, version=info.version, problems=problems)
+    ctx.warnings.extend(problems)
 
 
 async def patch(request: web.Request, st: APIState, ri: RequestInfo, info: ResourceInfo, out: Output) -> web.StreamResponse:
@@ -250,9 +274,17 @@ async def patch(request: web.Request, st: APIState, ri: RequestInfo, info: Resou
     is_apply = ptype == APPLY_PATCH
     ctx = write_context(request, st, ri, apply=is_apply)
     doc = _parse_patch(raw, ptype)
+    if not is_apply and ctx.field_validation != "Ignore":
+        _patch_duplicates(info, raw, ptype, ctx)
     force = params.parse_bool(request.query, "force")
-    if force and not is_apply:
-        raise errors.bad_request("force: Forbidden: may not be specified for non-apply patch")
+    if "force" in request.query and not is_apply:
+        # ValidatePatchOptions: any force (even false) on a non-apply patch is invalid.
+        cause: errors.Cause = {
+            "reason": "FieldValueForbidden",
+            "message": "Forbidden: may not be specified for non-apply patch",
+            "field": "force",
+        }
+        raise errors.invalid("PatchOptions", "", [cause], "meta.k8s.io")
     created = False
     if is_apply:
         check_type_meta(info, doc, allow_missing=False)
@@ -267,7 +299,8 @@ async def patch(request: web.Request, st: APIState, ri: RequestInfo, info: Resou
             if meta.get("namespace") and meta["namespace"] != ri.namespace:
                 raise errors.bad_request("the namespace of the provided object does not match the namespace sent on the request")
             meta["namespace"] = ri.namespace
-        check_fields(info, doc, raw if raw.lstrip()[:1] == b"{" else None, "application/json", ctx)
+        apply_ctype = "application/json" if raw.lstrip()[:1] == b"{" else "application/yaml"
+        check_fields(info, doc, raw, apply_ctype, ctx)
         from k3py.apimachinery import apply as ssa
 
         schema = object_schema(info)
@@ -321,11 +354,15 @@ async def _delete_options(request: web.Request) -> DeleteOptions:
     raw = await request.read() if request.can_read_body else b""
     if raw.strip():
         try:
-            body = orjson.loads(raw)
+            if media_type(request) == protobuf.MEDIA_TYPE:  # typed clients (kubectl drain)
+                body = protobuf.decode_object(raw, expected_gvk=("meta.k8s.io", "v1", "DeleteOptions"))
+            else:
+                body = orjson.loads(raw)
         except orjson.JSONDecodeError as e:
             raise errors.bad_request(f"error decoding DeleteOptions: {e}") from e
         if not isinstance(body, dict):
             raise errors.bad_request("DeleteOptions must be an object")
+        _check_delete_body(body)
         if body.get("gracePeriodSeconds") is not None:
             opts.grace_period_seconds = int(body["gracePeriodSeconds"])
         if body.get("propagationPolicy"):
@@ -349,6 +386,16 @@ async def _delete_options(request: web.Request) -> DeleteOptions:
     if opts.grace_period_seconds is not None and opts.grace_period_seconds < 0:
         opts.grace_period_seconds = 1
     return opts
+
+
+def _check_delete_body(body: Obj) -> None:
+    """Wrong JSON types in DeleteOptions are a 400, worded like Go's decoder."""
+    from k3py.server.registry import schema as schemas
+
+    sch = schemas.definitions().get("io.k8s.apimachinery.pkg.apis.meta.v1.DeleteOptions")
+    problems = body_decode.type_errors(body, sch) if sch else []
+    if problems:
+        raise errors.bad_request(problems[0])
 
 
 IMMORTAL_NAMESPACES = ("default", "kube-system", "kube-public")
