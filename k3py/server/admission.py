@@ -196,6 +196,21 @@ async def pod_defaults(info: ResourceInfo, obj: Obj, old: Obj | None, ctx: Write
     sa = spec.get("serviceAccountName") or spec.get("serviceAccount") or "default"
     spec["serviceAccountName"] = sa
     spec["serviceAccount"] = sa
+    _default_toleration_seconds(spec)
+
+
+def _default_toleration_seconds(spec: Obj) -> None:
+    """DefaultTolerationSeconds admission: tolerate not-ready/unreachable nodes 300 s."""
+    tolerations = spec.get("tolerations") or []
+    for key in ("node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"):
+        if not any(
+            t.get("key") in (key, None, "") and t.get("effect") in ("NoExecute", None, "")
+            for t in tolerations
+        ):
+            tolerations.append(
+                {"key": key, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300}
+            )
+    spec["tolerations"] = tolerations
 
 
 def crd_status(info: ResourceInfo, obj: Obj, old: Obj | None, now: str) -> None:

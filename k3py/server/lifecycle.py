@@ -178,12 +178,17 @@ class Finisher:
         self.interval = interval
         self._task: asyncio.Task[None] | None = None
         self._kick = asyncio.Event()
+        self._stopping = False
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="k3py-finisher")
         self._watch_task = asyncio.create_task(self._watch(), name="k3py-finisher-watch")
 
     async def stop(self) -> None:
+        # Python 3.11's wait_for can swallow a cancel that races with the kick
+        # (gh-86296): the flag ends the loop whatever happens to the cancel.
+        self._stopping = True
+        self._kick.set()
         for t in (self._task, getattr(self, "_watch_task", None)):
             if t:
                 t.cancel()
@@ -208,7 +213,7 @@ class Finisher:
                 await asyncio.sleep(1)
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
             try:
                 busy = await self.sweep()
             except asyncio.CancelledError:
@@ -216,6 +221,8 @@ class Finisher:
             except Exception:  # noqa: BLE001 - keep going
                 log.exception("finisher sweep failed")
                 busy = True
+            if self._stopping:
+                return
             self._kick.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._kick.wait(), timeout=self.interval if busy else 30.0)
@@ -264,6 +271,22 @@ class Finisher:
         with contextlib.suppress(errors.APIError):
             await self.store.modify(info, "", name, mutate, ctx=WriteContext(user="system:apiserver", subresource="finalize"))
 
+    async def _mark_crd_terminating(self, info: ResourceInfo, crd: Obj) -> None:
+        """The Terminating condition, as upstream's CRD finalizer sets it (via /status)."""
+        conds = (crd.get("status") or {}).get("conditions") or []
+        if any(c.get("type") == "Terminating" and c.get("status") == "True" for c in conds):
+            return
+        from k3py.server.admission import crd_status
+        from k3py.server.registry.store import now_rfc3339
+
+        def mutate(cur: Obj) -> Obj:
+            crd_status(info, cur, orjson.loads(orjson.dumps(cur)), now_rfc3339(self.store.clock()))
+            return cur
+
+        ctx = WriteContext(user="system:apiserver", field_manager="kube-apiserver", subresource="status")
+        with contextlib.suppress(errors.APIError):
+            await self.store.modify(info, "", crd["metadata"]["name"], mutate, ctx=ctx)
+
     async def _finish_crd(self, info: ResourceInfo, crd: Obj) -> None:
         spec = crd.get("spec") or {}
         group = spec.get("group", "")
@@ -271,6 +294,7 @@ class Finisher:
         key_root = f"/{group}/{plural}/"
         page = await self.store.ds.list(key_root)
         infos = [r for r in self.catalog.all() if r.group == group and r.plural == plural]
+        await self._mark_crd_terminating(info, crd)
         if page.records and infos:
             r = infos[0]
             for rec in page.records:

@@ -24,13 +24,15 @@ def uniq(prefix: str) -> str:
 
 def make_namespace(core: Any, *, prefix: str = "pc", labels: dict[str, str] | None = None) -> str:
     name = uniq(prefix)
-    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name, labels=labels)))
+    core.create_namespace(
+        client.V1Namespace(metadata=client.V1ObjectMeta(name=name, labels=labels))
+    )
     return name
 
 
-@pytest.fixture
-def ns(core_v1: Any) -> Iterator[str]:
-    """A fresh namespace created with the Python client, deleted afterwards."""
+def fresh_namespace(core_v1: Any) -> Iterator[str]:
+    """Body of each file's ``ns`` fixture: a namespace made with the Python client,
+    deleted afterwards."""
     name = make_namespace(core_v1)
     yield name
     try:
@@ -49,7 +51,9 @@ def status_body(exc: ApiException) -> dict[str, Any]:
     return body
 
 
-def expect_error(fn: Callable[..., Any], *args: Any, status: int, reason: str, **kwargs: Any) -> dict[str, Any]:
+def expect_error(
+    fn: Callable[..., Any], *args: Any, status: int, reason: str, **kwargs: Any
+) -> dict[str, Any]:
     """Call fn, expect an ApiException with that HTTP status and Status reason."""
     with pytest.raises(ApiException) as info:
         fn(*args, **kwargs)

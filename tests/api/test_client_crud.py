@@ -5,23 +5,34 @@ from __future__ import annotations
 
 import ipaddress
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from tests.api.client_common import as_dict, expect_error, ns, uniq  # noqa: F401
+from tests.api.client_common import as_dict, expect_error, fresh_namespace, uniq
 
 pytestmark = pytest.mark.timeout(120)
+
+
+@pytest.fixture
+def ns(core_v1: Any) -> Iterator[str]:
+    yield from fresh_namespace(core_v1)
 
 
 def _cm(name: str, data: dict[str, str] | None = None, labels: dict[str, str] | None = None) -> Any:
     return client.V1ConfigMap(metadata=client.V1ObjectMeta(name=name, labels=labels), data=data)
 
 
-def _deployment(name: str, *, labels: dict[str, str] | None = None, selector: dict[str, str] | None = None,
-                replicas: int = 1) -> Any:
+def _deployment(
+    name: str,
+    *,
+    labels: dict[str, str] | None = None,
+    selector: dict[str, str] | None = None,
+    replicas: int = 1,
+) -> Any:
     labels = labels or {"app": name}
     return client.V1Deployment(
         metadata=client.V1ObjectMeta(name=name),
@@ -30,7 +41,9 @@ def _deployment(name: str, *, labels: dict[str, str] | None = None, selector: di
             selector=client.V1LabelSelector(match_labels=selector or labels),
             template=client.V1PodTemplateSpec(
                 metadata=client.V1ObjectMeta(labels=labels),
-                spec=client.V1PodSpec(containers=[client.V1Container(name="c", image="busybox:1.36")]),
+                spec=client.V1PodSpec(
+                    containers=[client.V1Container(name="c", image="busybox:1.36")]
+                ),
             ),
         ),
     )
@@ -67,7 +80,9 @@ def test_configmap_crud(core_v1: Any, ns: str) -> None:
 
 def test_secret_crud(core_v1: Any, ns: str) -> None:
     body = client.V1Secret(
-        metadata=client.V1ObjectMeta(name="s1"), string_data={"user": "admin"}, data={"pw": "c2VjcmV0"}
+        metadata=client.V1ObjectMeta(name="s1"),
+        string_data={"user": "admin"},
+        data={"pw": "c2VjcmV0"},
     )
     created = core_v1.create_namespaced_secret(ns, body)
     assert created.type == "Opaque"
@@ -100,7 +115,7 @@ def test_service_cluster_ip_allocated(core_v1: Any, ns: str) -> None:
     svc = core_v1.create_namespaced_service(ns, _svc("web"))
     ip = ipaddress.ip_address(svc.spec.cluster_ip)
     assert ip in ipaddress.ip_network("10.43.0.0/16")
-    assert svc.spec.cluster_i_ps == [svc.spec.cluster_ip]
+    assert svc.spec.cluster_ips == [svc.spec.cluster_ip]
     assert svc.spec.ports[0].protocol == "TCP"
     assert svc.spec.ports[0].node_port is None
     assert svc.spec.session_affinity == "None"
@@ -119,8 +134,11 @@ def test_service_node_port_allocation_and_conflict(core_v1: Any, ns: str) -> Non
     assert 30000 <= port <= 32767
     assert ipaddress.ip_address(svc.spec.cluster_ip) in ipaddress.ip_network("10.43.0.0/16")
     body = expect_error(
-        core_v1.create_namespaced_service, ns, _svc("np2", type_="NodePort", node_port=port),
-        status=422, reason="Invalid",
+        core_v1.create_namespaced_service,
+        ns,
+        _svc("np2", type_="NodePort", node_port=port),
+        status=422,
+        reason="Invalid",
     )
     assert body["details"]["name"] == "np2"
     assert body["details"]["kind"] == "Service"
@@ -133,8 +151,11 @@ def test_service_node_port_allocation_and_conflict(core_v1: Any, ns: str) -> Non
     assert svc3.spec.ports[0].node_port == wanted
     # Out of range.
     body = expect_error(
-        core_v1.create_namespaced_service, ns, _svc("np4", type_="NodePort", node_port=1234),
-        status=422, reason="Invalid",
+        core_v1.create_namespaced_service,
+        ns,
+        _svc("np4", type_="NodePort", node_port=1234),
+        status=422,
+        reason="Invalid",
     )
     assert body["details"]["causes"][0]["field"] == "spec.ports[0].nodePort"
 
@@ -192,9 +213,11 @@ def test_deployment_status_subresource_split(apps_v1: Any, ns: str) -> None:
 
 def test_deployment_selector_mismatch_is_invalid(apps_v1: Any, ns: str) -> None:
     body = expect_error(
-        apps_v1.create_namespaced_deployment, ns,
+        apps_v1.create_namespaced_deployment,
+        ns,
         _deployment("mismatch", labels={"app": "a"}, selector={"app": "b"}),
-        status=422, reason="Invalid",
+        status=422,
+        reason="Invalid",
     )
     assert body["details"]["name"] == "mismatch"
     assert body["details"]["group"] == "apps"
@@ -211,12 +234,17 @@ def test_deployment_selector_mismatch_is_invalid(apps_v1: Any, ns: str) -> None:
 def test_pod_defaults(core_v1: Any, ns: str) -> None:
     pod = client.V1Pod(
         metadata=client.V1ObjectMeta(name="p"),
-        spec=client.V1PodSpec(containers=[
-            client.V1Container(name="latest", image="busybox:latest"),
-            client.V1Container(name="untagged", image="busybox"),
-            client.V1Container(name="tagged", image="busybox:1.36",
-                               resources=client.V1ResourceRequirements(requests={"cpu": "100m"})),
-        ]),
+        spec=client.V1PodSpec(
+            containers=[
+                client.V1Container(name="latest", image="busybox:latest"),
+                client.V1Container(name="untagged", image="busybox"),
+                client.V1Container(
+                    name="tagged",
+                    image="busybox:1.36",
+                    resources=client.V1ResourceRequirements(requests={"cpu": "100m"}),
+                ),
+            ]
+        ),
     )
     p = core_v1.create_namespaced_pod(ns, pod)
     s = p.spec
@@ -238,19 +266,27 @@ def test_pod_defaults(core_v1: Any, ns: str) -> None:
 
     guaranteed = client.V1Pod(
         metadata=client.V1ObjectMeta(name="g"),
-        spec=client.V1PodSpec(containers=[client.V1Container(
-            name="c", image="busybox:1.36",
-            resources=client.V1ResourceRequirements(limits={"cpu": "1", "memory": "64Mi"}),
-        )]),
+        spec=client.V1PodSpec(
+            containers=[
+                client.V1Container(
+                    name="c",
+                    image="busybox:1.36",
+                    resources=client.V1ResourceRequirements(limits={"cpu": "1", "memory": "64Mi"}),
+                )
+            ]
+        ),
     )
     g = core_v1.create_namespaced_pod(ns, guaranteed)
     assert g.status.qos_class == "Guaranteed"
     # Requests default to limits.
     assert g.spec.containers[0].resources.requests == {"cpu": "1", "memory": "64Mi"}
-    be = core_v1.create_namespaced_pod(ns, client.V1Pod(
-        metadata=client.V1ObjectMeta(name="be"),
-        spec=client.V1PodSpec(containers=[client.V1Container(name="c", image="busybox:1.36")]),
-    ))
+    be = core_v1.create_namespaced_pod(
+        ns,
+        client.V1Pod(
+            metadata=client.V1ObjectMeta(name="be"),
+            spec=client.V1PodSpec(containers=[client.V1Container(name="c", image="busybox:1.36")]),
+        ),
+    )
     assert be.status.qos_class == "BestEffort"
     assert core_v1.read_namespaced_pod("p", ns).status.phase == "Pending"
 
@@ -304,8 +340,11 @@ def test_not_found_body(core_v1: Any, ns: str) -> None:
     body = info.value.body
     assert (body if isinstance(body, bytes) else body.encode()) == expected
     body_dep = expect_error(
-        client.AppsV1Api(core_v1.api_client).read_namespaced_deployment, "nope", ns,
-        status=404, reason="NotFound",
+        client.AppsV1Api(core_v1.api_client).read_namespaced_deployment,
+        "nope",
+        ns,
+        status=404,
+        reason="NotFound",
     )
     assert body_dep["message"] == 'deployments.apps "nope" not found'
     assert body_dep["details"] == {"name": "nope", "group": "apps", "kind": "deployments"}
@@ -317,7 +356,9 @@ def test_conflict_on_stale_resource_version(core_v1: Any, ns: str) -> None:
     fresh.data["v"] = "2"
     core_v1.replace_namespaced_config_map("stale", ns, fresh)
     cm.data["v"] = "3"  # still carries the first resourceVersion
-    body = expect_error(core_v1.replace_namespaced_config_map, "stale", ns, cm, status=409, reason="Conflict")
+    body = expect_error(
+        core_v1.replace_namespaced_config_map, "stale", ns, cm, status=409, reason="Conflict"
+    )
     assert body["message"] == (
         'Operation cannot be fulfilled on configmaps "stale": the object has been modified; '
         "please apply your changes to the latest version and try again"
@@ -335,8 +376,12 @@ def test_invalid_name_causes(core_v1: Any, ns: str) -> None:
     causes = body["details"]["causes"]
     assert [c["field"] for c in causes] == ["metadata.name"]
     assert causes[0]["reason"] == "FieldValueInvalid"
-    assert causes[0]["message"].startswith('Invalid value: "Bad_Name": a lowercase RFC 1123 subdomain')
-    assert body["message"].startswith('ConfigMap "Bad_Name" is invalid: metadata.name: Invalid value: ')
+    assert causes[0]["message"].startswith(
+        'Invalid value: "Bad_Name": a lowercase RFC 1123 subdomain'
+    )
+    assert body["message"].startswith(
+        'ConfigMap "Bad_Name" is invalid: metadata.name: Invalid value: '
+    )
     assert core_v1.list_namespaced_config_map(ns).items == []
 
 
@@ -371,23 +416,34 @@ def _client_with_token(api_client: Any, token: str) -> Any:
     return client.ApiClient(cfg)
 
 
-def test_token_request_authenticates_as_service_account(core_v1: Any, api_client: Any, ns: str) -> None:
+def test_token_request_authenticates_as_service_account(
+    core_v1: Any, api_client: Any, ns: str
+) -> None:
     sa = core_v1.create_namespaced_service_account(
         ns, client.V1ServiceAccount(metadata=client.V1ObjectMeta(name="robot"))
     )
     tr = core_v1.create_namespaced_service_account_token(
-        "robot", ns, client.AuthenticationV1TokenRequest(spec=client.V1TokenRequestSpec(audiences=[], expiration_seconds=3600))
+        "robot",
+        ns,
+        client.AuthenticationV1TokenRequest(
+            spec=client.V1TokenRequestSpec(audiences=[], expiration_seconds=3600)
+        ),
     )
     token = tr.status.token
     assert token.count(".") == 2  # a JWT
     assert tr.status.expiration_timestamp is not None
     with _client_with_token(api_client, token) as sa_client:
-        who = client.AuthenticationV1Api(sa_client).create_self_subject_review(client.V1SelfSubjectReview())
+        who = client.AuthenticationV1Api(sa_client).create_self_subject_review(
+            client.V1SelfSubjectReview()
+        )
         assert who.status.user_info.username == f"system:serviceaccount:{ns}:robot"
         assert f"system:serviceaccounts:{ns}" in who.status.user_info.groups
         assert who.status.user_info.uid == sa.metadata.uid
         body = expect_error(
-            client.CoreV1Api(sa_client).list_namespaced_config_map, ns, status=403, reason="Forbidden"
+            client.CoreV1Api(sa_client).list_namespaced_config_map,
+            ns,
+            status=403,
+            reason="Forbidden",
         )
         assert body["message"] == (
             f'configmaps is forbidden: User "system:serviceaccount:{ns}:robot" cannot list '
@@ -402,8 +458,13 @@ def test_invalid_bearer_token_is_unauthorized(api_client: Any) -> None:
     assert info.value.status == 401
     body = info.value.body
     assert json.loads(body) == {
-        "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-        "message": "Unauthorized", "reason": "Unauthorized", "code": 401,
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": "Unauthorized",
+        "reason": "Unauthorized",
+        "code": 401,
     }
 
 

@@ -124,7 +124,7 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
     await _authorize(request, st, ri, info)
     if ri.subresource:
         return await _subresource(request, st, ri, info, out)
-    if ri.verb not in info.verbs:
+    if ri.verb not in info.verbs or _no_route(ri):
         raise errors.method_not_allowed()
     if info.virtual:
         return await reviews.review(request, st, ri, info)
@@ -132,6 +132,13 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
     if handler is None:
         raise errors.method_not_allowed()
     return await handler(request, st, ri, info, out)
+
+
+def _no_route(ri: RequestInfo) -> bool:
+    """Upstream has no POST on an item path and no PUT/PATCH on a collection path."""
+    if ri.verb == "create":
+        return bool(ri.name)
+    return ri.verb in ("update", "patch") and not ri.name
 
 
 def _watch_param(request: web.Request) -> bool:
@@ -144,6 +151,10 @@ async def _subresource(request: web.Request, st: APIState, ri: RequestInfo, info
     sub = ri.subresource
     if sub not in info.subresources:
         raise errors.APIError(404, "NotFound", "the server could not find the requested resource", details={})
+    if sub == "approval":
+        # CSR approval writes status.conditions only: the status path of the store.
+        ri = RequestInfo(**{**ri.__dict__, "subresource": "status"})
+        sub = "status"
     if sub == "status":
         if ri.verb == "get":
             return await reads.get(request, st, ri, info, out)
@@ -166,7 +177,7 @@ async def _subresource(request: web.Request, st: APIState, ri: RequestInfo, info
         return await subresources.finalize(request, st, ri, info, out)
     if sub in subresources.STREAMS:
         return await subresources.stream(request, st, ri, info, out)
-    if sub in ("ephemeralcontainers", "resize", "approval"):
+    if sub in ("ephemeralcontainers", "resize"):
         if ri.verb == "get":
             return await reads.get(request, st, ri, info, out)
         ri2 = RequestInfo(**{**ri.__dict__, "subresource": ""})
@@ -180,6 +191,8 @@ async def _subresource(request: web.Request, st: APIState, ri: RequestInfo, info
 async def non_resource(request: web.Request, st: APIState, ri: RequestInfo) -> web.StreamResponse:
     path = ri.path.rstrip("/") or "/"
     accept = request.headers.get("Accept", "")
+    if request.method not in ("GET", "HEAD"):
+        raise errors.method_not_allowed()
     if path == "/version":
         return encode.json_response(discovery.version_info())
     if path == "/api":
@@ -233,5 +246,5 @@ def build_app(state: APIState) -> web.Application:
         handler_args={"max_field_size": 65536, "max_line_size": 65536},
     )
     app[STATE] = state
-    app.router.add_route("*", "/{tail:.*}", dispatch)
+    app.router.add_route("*", r"/{tail:[\s\S]*}", dispatch)  # also paths holding %0A
     return app

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 
 from k3py.server import errors
 
 _TRUE = {"1", "t", "T", "TRUE", "true", "True"}
 _FALSE = {"0", "f", "F", "FALSE", "false", "False"}
+_INT = re.compile(r"[+-]?[0-9]+")
 
 
 def parse_bool(query: Mapping[str, str], name: str, default: bool = False) -> bool:
@@ -25,10 +27,12 @@ def parse_int(query: Mapping[str, str], name: str, default: int | None = None) -
     v = query.get(name)
     if v is None or v == "":
         return default
-    try:
-        return int(v)
-    except ValueError as e:
-        raise errors.bad_request(f'strconv.ParseInt: parsing "{v}": invalid syntax') from e
+    if not _INT.fullmatch(v):  # Python's int() also takes "1_0" and " 1 "; Go's does not
+        raise errors.bad_request(f'strconv.ParseInt: parsing "{v}": invalid syntax')
+    n = int(v)
+    if not -(2**63) <= n < 2**63:
+        raise errors.bad_request(f'strconv.ParseInt: parsing "{v}": value out of range')
+    return n
 
 
 def dry_run(query: Mapping[str, str]) -> bool:

@@ -222,8 +222,8 @@ async def watch(request: web.Request, st: APIState, ri: RequestInfo, info: Resou
                     chunks.append(line)
             if chunks:
                 await resp.write(b"".join(chunks))
-    except (ConnectionResetError, asyncio.CancelledError):
-        raise
+    except ConnectionResetError:
+        return resp  # the client went away (kubectl get -w killed): nothing to report
     finally:
         with contextlib.suppress(Exception):
             await w.close()

@@ -368,6 +368,11 @@ def _scan_yaml(text: str) -> None:
                 anchors[ev.anchor] = 1
             count(1)
         elif isinstance(ev, yaml.AliasEvent):
+            if any(open_[0] == ev.anchor for open_ in sizes):
+                # `a: &a [*a]` would load as a cycle (go-yaml refuses it the same way).
+                raise _BodyError(
+                    f"error converting YAML to JSON: yaml: anchor '{ev.anchor}' value contains itself"
+                )
             count(anchors.get(ev.anchor or "", 1))
 
 
@@ -610,6 +615,54 @@ def unknown_fields(obj: Any, schema: Schema, *, path: str = "", drop: bool = Fal
 def drop_unknown(obj: Any, schema: Schema) -> list[str]:
     """Remove unknown fields from a built-in object; their paths."""
     return unknown_fields(obj, schema, drop=True)
+
+
+_NO_ZERO = object()
+
+
+def _zero_value(sch: Schema) -> Any:
+    """Go's zero value for an array item or map value of this schema (structs: ``{}``)."""
+    sch = schemas.resolve(sch)
+    if isinstance(sch.get("properties"), dict):
+        return {}
+    if sch.get("format") or sch.get("x-kubernetes-int-or-string"):
+        return _NO_ZERO  # quantities, int-or-string, dates: left as they are
+    types = schemas.types_of(sch)
+    zeros = {"string": "", "integer": 0, "number": 0, "boolean": False}
+    return zeros[next(iter(types))] if len(types) == 1 and next(iter(types)) in zeros else _NO_ZERO
+
+
+def zero_null_items(obj: Any, schema: Schema) -> None:
+    """Replace ``null`` array items and map values by their zero value, as decoding into
+    Go structs does (``ports: [null]`` is one empty ServicePort), so that later stages
+    never meet a ``None`` where an object or a string belongs."""
+    stack: list[tuple[Any, Schema]] = [(obj, schema)]
+    while stack:
+        val, sch = stack.pop()
+        sch = schemas.resolve(sch)
+        if sch.get("x-kubernetes-preserve-unknown-fields"):
+            continue
+        if isinstance(val, dict):
+            props = sch.get("properties")
+            addl = sch.get("additionalProperties")
+            if isinstance(props, dict):
+                stack.extend((v, props[k]) for k, v in val.items() if k in props and v is not None)
+                continue
+            if not isinstance(addl, dict):
+                continue
+            slots: list[Any] = list(val)
+            sub: Schema = addl
+        elif isinstance(val, list) and isinstance(sch.get("items"), dict):
+            slots, sub = list(range(len(val))), sch["items"]
+        else:
+            continue
+        for slot in slots:
+            if val[slot] is None:
+                zero = _zero_value(sub)
+                if zero is not _NO_ZERO:
+                    val[slot] = zero
+            if isinstance(val[slot], (dict, list)):
+                stack.append((val[slot], sub))
 
 
 # ---- type errors -------------------------------------------------------------------------

@@ -301,7 +301,9 @@ class ObjectStore:
         if "namespace" in old_meta:
             meta["namespace"] = old_meta["namespace"]
         meta.pop("resourceVersion", None)
-        if info.crd is None:
+        if info.crd is None and ctx.subresource not in ("status", "finalize"):
+            # /status and /finalize own what the main endpoint's preparer restores
+            # (a Namespace's status and spec.finalizers); the rest is from ``old``.
             from k3py.server.registry import defaults
 
             defaults.prepare_for_update(info.group, info.kind, new, old)
