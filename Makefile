@@ -31,7 +31,7 @@ deps:
 run: install
 	$(BIN)/k3py server --data-dir $(DATA_DIR)
 
-test: install
+test: install lint typecheck
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests
 
 test-unit: install
@@ -42,13 +42,13 @@ test-api: install
 
 lint: install
 	$(BIN)/ruff check k3py tests bench
-	$(BIN)/ruff format --check k3py tests bench
 
 typecheck: install
 	$(BIN)/mypy k3py
 
 bench: install
-	$(BIN)/python -m bench.run_all
+	$(BIN)/python -m bench.bench_datastore
+	$(BIN)/python -m bench.bench_api
 
 clean:
 	rm -rf $(VENV) build *.egg-info

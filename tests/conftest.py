@@ -131,6 +131,7 @@ _ns_counter = iter(range(1, 1_000_000))
 def namespace(server: ServerHandle) -> Iterator[str]:
     """A fresh namespace per test, removed afterwards."""
     name = f"t{os.getpid() % 10000}-{next(_ns_counter)}"
-    server.kubectl("create", "namespace", name)
+    # `kubectl apply` sends JSON (`kubectl create namespace` sends protobuf).
+    server.kubectl("apply", "-f", "-", input=f"apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {name}\n")
     yield name
     server.kubectl("delete", "namespace", name, "--wait=false", check=False)

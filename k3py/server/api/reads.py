@@ -80,6 +80,7 @@ async def list_(request: web.Request, st: APIState, ri: RequestInfo, info: Resou
     limit = params.parse_int(q, "limit", 0) or 0
     if limit < 0:
         limit = 0
+    limit = min(limit, 1 << 31)  # more than any store holds; keeps SQL integers in range
     page = await st.store.list(
         info,
         ri.namespace,
@@ -180,6 +181,8 @@ async def watch(request: web.Request, st: APIState, ri: RequestInfo, info: Resou
             after = int(rv)
         except ValueError as e:
             raise errors.bad_request(f'invalid resource version: "{rv}"') from e
+        if not 0 <= after < 2**63:
+            raise errors.bad_request(f'invalid resource version: "{rv}"')
     resp = web.StreamResponse(status=200, headers={"Content-Type": "application/json", "Cache-Control": "no-cache, private"})
     resp.enable_chunked_encoding()
     stream = WatchStream(resp=resp, info=info, matcher=matcher, out=out)

@@ -97,7 +97,7 @@ async def scale(request: web.Request, st: APIState, ri: RequestInfo, info: Resou
         return encode.json_response(to_scale(info, obj))
     raw = await writes.read_body(request, st)
     ctx = writes.write_context(request, st, ri)
-    ctx.subresource = ""
+    ctx.subresource = "scale"  # managedFields record the subresource, as upstream
     ptype = writes.media_type(request)
     spec_path = _scale_paths(info)[0]
     if request.method == "PUT":

@@ -28,6 +28,7 @@ from k3py.server import errors
 from k3py.server.datastore.types import (
     Compacted,
     Datastore,
+    FutureRevision,
     KeyExists,
     KeyNotFound,
     Record,
@@ -159,6 +160,15 @@ class ObjectStore:
                     "returned and now may show up in the list."
                 ) from e
             raise errors.gone(f"too old resource version: {revision} ({e.compact_revision})") from e
+        except FutureRevision as e:
+            current = self.ds.current_revision()
+            cause = {"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}
+            raise errors.APIError(
+                504,
+                "Timeout",
+                f"Timeout: Too large resource version: {revision}, current: {current}",
+                details={"causes": [cause], "retryAfterSeconds": 1},
+            ) from e
 
     async def _list_filtered(
         self,
@@ -234,6 +244,7 @@ class ObjectStore:
         meta["generation"] = 1
         for f in ("deletionTimestamp", "deletionGracePeriodSeconds", "selfLink"):
             meta.pop(f, None)
+        _omit_empty_meta(meta)
         if not meta.get("name") and not meta.get("generateName"):
             # Validation reports it; give it something to key on meanwhile.
             meta["name"] = ""
@@ -301,6 +312,7 @@ class ObjectStore:
         if "namespace" in old_meta:
             meta["namespace"] = old_meta["namespace"]
         meta.pop("resourceVersion", None)
+        _omit_empty_meta(meta)
         if info.crd is None and ctx.subresource not in ("status", "finalize"):
             # /status and /finalize own what the main endpoint's preparer restores
             # (a Namespace's status and spec.finalizers); the rest is from ``old``.
@@ -598,6 +610,17 @@ def _custom_meta_causes(info: ResourceInfo, obj: Obj, old: Obj | None) -> list[e
                 }
             )
     return causes
+
+
+_OMIT_EMPTY_META = ("labels", "annotations", "finalizers", "ownerReferences")
+
+
+def _omit_empty_meta(meta: Obj) -> None:
+    """ObjectMeta's maps and lists are ``omitempty`` in Go: one emptied by a patch
+    (``kubectl label x key-`` leaves ``labels: {}``) disappears, as upstream."""
+    for f in _OMIT_EMPTY_META:
+        if f in meta and not meta[f]:
+            del meta[f]
 
 
 def _pending_grace(info: ResourceInfo, obj: Obj) -> bool:
