@@ -20,7 +20,7 @@ from k3py.server import errors
 from k3py.server.api import discovery, encode, openapi_routes, reads, reviews, subresources, writes
 from k3py.server.api.negotiate import Output, choose
 from k3py.server.api.requestinfo import RequestInfo, parse
-from k3py.server.api.state import STATE, APIState
+from k3py.server.api.state import STATE, USER, APIState
 from k3py.server.registry.catalog import ResourceInfo
 
 log = logging.getLogger("k3py.api")
@@ -72,7 +72,7 @@ async def auth_middleware(request: web.Request, handler: Any) -> web.StreamRespo
     user = await st.authenticate(request)
     if user is None:
         raise errors.unauthorized()
-    request["k3py_user"] = user
+    request[USER] = user
     resp = await handler(request)
     return resp
 
@@ -80,7 +80,7 @@ async def auth_middleware(request: web.Request, handler: Any) -> web.StreamRespo
 async def _authorize(request: web.Request, st: APIState, ri: RequestInfo, info: ResourceInfo | None) -> None:
     from k3py.server.auth.authz import RequestAttributes
 
-    user = request["k3py_user"]
+    user = request[USER]
     attrs = RequestAttributes(
         user=user,
         verb=ri.verb if ri.is_resource else request.method.lower(),

@@ -9,7 +9,7 @@ from aiohttp import web
 from k3py.server import errors
 from k3py.server.api import encode, writes
 from k3py.server.api.requestinfo import RequestInfo
-from k3py.server.api.state import APIState
+from k3py.server.api.state import USER, APIState
 from k3py.server.registry.catalog import ResourceInfo
 
 Obj = dict[str, Any]
@@ -27,7 +27,7 @@ def _user_info(user: Any) -> Obj:
 async def review(request: web.Request, st: APIState, ri: RequestInfo, info: ResourceInfo) -> web.StreamResponse:
     raw = await writes.read_body(request, st)
     body = writes._decode_object(raw, writes.media_type(request)) if raw.strip() else {}
-    user = request["k3py_user"]
+    user = request[USER]
     body["apiVersion"] = info.group_version
     body["kind"] = info.kind
     body.setdefault("metadata", {})["creationTimestamp"] = None

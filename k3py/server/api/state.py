@@ -9,6 +9,7 @@ from typing import Any
 
 from aiohttp import web
 
+from k3py.server.auth.authn import UserInfo
 from k3py.server.registry.catalog import Catalog
 from k3py.server.registry.store import ObjectStore
 
@@ -32,3 +33,5 @@ class APIState:
 
 
 STATE = web.AppKey("k3py_api_state", APIState)
+# The authenticated user of a request (k3py.server.auth.UserInfo).
+USER = web.RequestKey("k3py_user", UserInfo)

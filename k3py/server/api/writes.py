@@ -11,7 +11,7 @@ from k3py.server import errors
 from k3py.server.api import encode, params
 from k3py.server.api.negotiate import Output
 from k3py.server.api.requestinfo import RequestInfo
-from k3py.server.api.state import APIState
+from k3py.server.api.state import USER, APIState
 from k3py.server.registry import decode as body_decode
 from k3py.server.registry import protobuf
 from k3py.server.registry.catalog import ResourceInfo
@@ -59,7 +59,7 @@ async def read_body(request: web.Request, st: APIState) -> bytes:
 
 def write_context(request: web.Request, st: APIState, ri: RequestInfo, *, apply: bool = False) -> WriteContext:
     q = request.query
-    user = request.get("k3py_user")
+    user = request.get(USER)
     return WriteContext(
         user=getattr(user, "name", "system:admin"),
         groups=tuple(getattr(user, "groups", ()) or ()),
