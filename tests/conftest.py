@@ -105,7 +105,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerHandle]:
 
 @pytest.fixture(scope="session")
 def api_client(server: ServerHandle) -> Any:
-    from kubernetes import client, config
+    from kubernetes import config
 
     return config.new_client_from_config(config_file=str(server.kubeconfig))
 
