@@ -33,9 +33,25 @@ def _documents(st: APIState) -> dict[str, bytes]:
     return docs
 
 
+def _serve_v2(request: web.Request, st: APIState) -> web.Response:
+    """Swagger 2.0: gnostic protobuf when asked for (kubectl), JSON otherwise."""
+    from k3py.server.registry import openapi, openapi_v2
+
+    cached = st.caches.get("openapi-v2")
+    if cached is None or cached[0] != st.catalog.generation:
+        specs = [openapi.resource_spec(r) for r in st.catalog.all()]
+        cached = (st.catalog.generation, openapi_v2.document(specs))
+        st.caches["openapi-v2"] = cached
+    doc: openapi_v2.V2Document = cached[1]
+    accept = request.headers.get("Accept", "")
+    if any(t in accept for t in openapi_v2.PROTOBUF_TYPES):
+        return web.Response(body=doc.protobuf, headers={"Content-Type": openapi_v2.PROTOBUF_TYPE})
+    return web.Response(body=doc.json, content_type="application/json")
+
+
 async def serve(request: web.Request, st: APIState, path: str) -> web.StreamResponse:
     if path == "/openapi/v2":
-        raise errors.APIError(404, "NotFound", "the server could not find the requested resource", details={})
+        return _serve_v2(request, st)
     if path == "/openapi/v3":
         docs = _documents(st)
         index = {
