@@ -42,7 +42,7 @@ def ns(server: ServerHandle) -> Iterator[str]:
         configmap("sel-c", {}, {"tier": "db"}),
         configmap("sel-d", {"x": "1"}),
     ]
-    # A YAML stream of JSON documents (a `kind: List` would need /openapi/v2 for validation).
+    # A YAML stream of JSON documents.
     apply_text(server, "".join(f"---\n{d}\n" for d in docs), "-n", name)
     yield name
     server.kubectl("delete", "namespace", name, "--wait=false", check=False)

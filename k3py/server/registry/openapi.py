@@ -25,8 +25,8 @@ keys (a description) is wrapped as ``allOf: [{$ref}]``, IntOrString becomes
 ``openAPIV3Schema`` under the reversed-group name (``com.example.stable.v1.CronTab``)
 with ``apiVersion``/``kind``/``metadata`` added, as the apiextensions builder does.
 
-OpenAPI v2 is not built: ``/openapi/v2`` answers 404 (kubectl only asks for it as
-protobuf and falls back to v3).
+OpenAPI v2 (which kubectl reads, as protobuf, only to validate ``kind: List``
+files) is built separately in :mod:`k3py.server.registry.openapi_v2`.
 
 Documents are pure functions of (group-version, resources); :class:`DocumentCache`
 keeps the encoded bytes and their hash per fingerprint of the inputs.
