@@ -24,6 +24,7 @@ from k3py.server import admission, errors, lifecycle
 from k3py.server.api.app import build_app
 from k3py.server.api.state import APIState
 from k3py.server.datastore import open_datastore
+from k3py.server.inprocess import InProcessTransport
 from k3py.server.registry.catalog import Catalog
 from k3py.server.registry.store import ObjectStore
 
@@ -45,6 +46,7 @@ class RunningServer:
     token: str
     kubeconfig: str
     started_at: float
+    transport: InProcessTransport  # the in-process API client transport (k3py.client)
 
     async def stop(self) -> None:
         await self.finisher.stop()
@@ -179,6 +181,7 @@ async def start(cfg: ServerConfig) -> RunningServer:
     return RunningServer(
         config=cfg, runner=runner, datastore=ds, store=store, catalog=catalog, state=state,
         finisher=finisher, port=port, token=token, kubeconfig=kubeconfig, started_at=t0,
+        transport=InProcessTransport.from_state(state),
     )
 
 

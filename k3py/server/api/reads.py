@@ -110,6 +110,31 @@ def _event_line(kind: str, value: bytes) -> bytes:
     return b'{"type":"' + kind.encode() + b'","object":' + value + b"}\n"
 
 
+def transition(matcher: Matcher, ev: Event) -> tuple[str, Obj | None] | None:
+    """What a watcher filtering with ``matcher`` sees of ``ev``: the event type (an object
+    that starts matching is ADDED, one that stops is DELETED) and the decoded new object
+    when matching decoded it; None when the watcher sees nothing.  The in-process
+    transport's watch uses this too."""
+    if matcher.everything:
+        return ev.type, None
+    new = orjson.loads(ev.value)
+    now_match = matcher.matches_obj(new)
+    if ev.type == "ADDED":
+        return ("ADDED", new) if now_match else None
+    was_match = False
+    if ev.prev_value is not None:
+        was_match = matcher.matches_obj(orjson.loads(ev.prev_value))
+    if ev.type == "DELETED":
+        return ("DELETED", new) if (now_match or was_match) else None
+    if now_match and was_match:
+        return "MODIFIED", new
+    if now_match:
+        return "ADDED", new
+    if was_match:
+        return "DELETED", new
+    return None
+
+
 class WatchStream:
     """Writes watch events to one HTTP response, filtering and converting as asked."""
 
@@ -131,24 +156,8 @@ class WatchStream:
         return _event_line(etype, orjson.dumps(encode.partial_metadata(o, version=self.out.table_version)))
 
     def render_event(self, ev: Event) -> bytes | None:
-        if self.matcher.everything:
-            return self._render(ev.type, ev.value, None)
-        new = orjson.loads(ev.value)
-        now_match = self.matcher.matches_obj(new)
-        if ev.type == "ADDED":
-            return self._render("ADDED", ev.value, new) if now_match else None
-        was_match = False
-        if ev.prev_value is not None:
-            was_match = self.matcher.matches_obj(orjson.loads(ev.prev_value))
-        if ev.type == "DELETED":
-            return self._render("DELETED", ev.value, new) if (now_match or was_match) else None
-        if now_match and was_match:
-            return self._render("MODIFIED", ev.value, new)
-        if now_match:
-            return self._render("ADDED", ev.value, new)
-        if was_match:
-            return self._render("DELETED", ev.value, new)
-        return None
+        seen = transition(self.matcher, ev)
+        return None if seen is None else self._render(seen[0], ev.value, seen[1])
 
     def render_initial(self, rec: Record) -> bytes:
         return self._render("ADDED", rec.value, None)
