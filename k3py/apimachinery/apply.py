@@ -122,7 +122,29 @@ def _root_atom(schema: Schema | None) -> Atom:
     return atom
 
 
+_ignore_cache: dict[tuple[bool, str], FieldSet] = {}
+
+
 def _ignore_set(
+    *, ignore_status: bool, reset_paths: Iterable[Sequence[str]], subresource: str
+) -> FieldSet:
+    """The fields no manager may own here.  Shared when cached: never mutate it."""
+    if reset_paths == ():
+        key = (ignore_status, subresource)
+        hit = _ignore_cache.get(key)
+        if hit is None:
+            hit = _build_ignore_set(
+                ignore_status=ignore_status, reset_paths=(), subresource=subresource
+            )
+            if len(_ignore_cache) < 64:
+                _ignore_cache[key] = hit
+        return hit
+    return _build_ignore_set(
+        ignore_status=ignore_status, reset_paths=reset_paths, subresource=subresource
+    )
+
+
+def _build_ignore_set(
     *, ignore_status: bool, reset_paths: Iterable[Sequence[str]], subresource: str
 ) -> FieldSet:
     paths = [tuple(p) for p in reset_paths]

@@ -256,16 +256,19 @@ class FieldSet:
         return self._emit(include_self=False)
 
     def _emit(self, *, include_self: bool) -> dict[str, Any]:
+        # An empty child emits {} (whatever include_self), a non-empty one never does.
+        members = self.members
+        emitted = {}
+        for pe, c in self.children.items():
+            sub = c._emit(include_self=pe in members)
+            if sub:
+                emitted[pe] = sub
         out: dict[str, Any] = {}
-        children = {pe: c for pe, c in self.children.items() if not c.empty()}
-        if include_self and (self.members or children):
+        if include_self and (members or emitted):
             out["."] = {}
-        for pe in sorted(self.members | children.keys(), key=pe_sort_key):
-            child = children.get(pe)
-            if child is None:
-                out[pe] = {}
-            else:
-                out[pe] = child._emit(include_self=pe in self.members)
+        keys = members | emitted.keys() if emitted else members
+        for pe in sorted(keys, key=pe_sort_key) if len(keys) > 1 else keys:
+            out[pe] = emitted.get(pe) or {}
         return out
 
     @classmethod

@@ -13,6 +13,7 @@ subresource); updaters beyond ten are folded into ``ancient-changes`` oldest fir
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 from datetime import datetime
@@ -48,6 +49,11 @@ def build_identifier(
     *, manager: str, operation: str, api_version: str, subresource: str = ""
 ) -> str:
     """``BuildManagerIdentifier``: compact JSON of the identifying fields, Go field order."""
+    return _identifier(manager, operation, api_version, subresource)
+
+
+@functools.lru_cache(maxsize=4096)
+def _identifier(manager: str, operation: str, api_version: str, subresource: str) -> str:
     entry: dict[str, str] = {}
     if manager:
         entry["manager"] = manager
@@ -61,6 +67,12 @@ def build_identifier(
 
 
 def parse_identifier(identifier: str) -> dict[str, Any]:
+    return dict(_parsed_identifier(identifier))
+
+
+@functools.lru_cache(maxsize=4096)
+def _parsed_identifier(identifier: str) -> dict[str, Any]:
+    """Shared: callers only read it (``parse_identifier`` hands out copies)."""
     try:
         parsed = json.loads(identifier)
     except ValueError:
@@ -142,7 +154,7 @@ def encode(managers: Managers, times: Times) -> list[dict[str, Any]]:
     """The ``managedFields`` list, sorted like upstream."""
     entries: list[dict[str, Any]] = []
     for identifier, vs in managers.items():
-        ident = parse_identifier(identifier)
+        ident = _parsed_identifier(identifier)
         entry: dict[str, Any] = {}
         if ident.get("manager"):
             entry["manager"] = ident["manager"]
@@ -155,6 +167,8 @@ def encode(managers: Managers, times: Times) -> list[dict[str, Any]]:
         if ident.get("subresource"):
             entry["subresource"] = ident["subresource"]
         entries.append(entry)
+    if len(entries) < 2:
+        return entries
     entries.sort(
         key=lambda e: (
             e["operation"],

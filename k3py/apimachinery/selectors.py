@@ -87,10 +87,25 @@ def _compile(req: Requirement) -> Callable[[Labels], bool]:
     return compare
 
 
+_PLAIN = re.compile(r"^[A-Za-z0-9._/-]+$")
+
+
+def _needles(req: Requirement) -> tuple[bytes, ...] | None:
+    """Byte strings one of which the JSON text of any object matching ``req`` contains
+    (the quoted key or values, which JSON encoders write unescaped when they hold only
+    these characters); None when there is nothing to look for."""
+    if req.operator == EXISTS and _PLAIN.match(req.key):
+        return (b'"' + req.key.encode() + b'"',)
+    if req.operator in (IN, EQUALS, DOUBLE_EQUALS) and req.values:
+        if all(_PLAIN.match(v) for v in req.values):
+            return tuple(b'"' + v.encode() + b'"' for v in req.values)
+    return None
+
+
 class Selector:
     """A compiled AND of requirements (sorted by key, as upstream prints them)."""
 
-    __slots__ = ("requirements", "nothing", "_checks")
+    __slots__ = ("requirements", "nothing", "_checks", "_needles")
 
     def __init__(self, requirements: Iterable[Requirement] = (), *, nothing: bool = False) -> None:
         self.requirements: tuple[Requirement, ...] = tuple(
@@ -98,6 +113,17 @@ class Selector:
         )
         self.nothing = nothing
         self._checks = tuple(_compile(r) for r in self.requirements)
+        self._needles = tuple(n for n in map(_needles, self.requirements) if n is not None)
+
+    def may_match_json(self, raw: bytes) -> bool:
+        """False when the object serialized (compact, unescaped, as orjson writes it) in
+        ``raw`` cannot match: a cheap test before decoding it for :meth:`matches`."""
+        if self.nothing:
+            return False
+        for needles in self._needles:
+            if not any(n in raw for n in needles):
+                return False
+        return True
 
     @classmethod
     def everything(cls) -> Selector:

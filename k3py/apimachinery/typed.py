@@ -23,6 +23,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from k3py.apimachinery.fieldpath import PE, FieldSet, field_pe, key_pe, pe_string, value_pe
 from k3py.apimachinery.gofmt import go_json
 from k3py.server.registry import schema as sch
@@ -54,6 +56,8 @@ class Atom:
     preserve_unknown: bool = False
     item_fields: dict[str, Schema] = field(default_factory=dict)
     required: frozenset[str] = frozenset()
+    # field_atom's answers by member name (schemas are long-lived, so are atoms).
+    members: dict[str, tuple[Atom, bool]] = field(default_factory=dict, repr=False)
 
 
 SCALAR = Atom("scalar")
@@ -149,12 +153,19 @@ def effective(atom: Atom, value: Any) -> Atom:
 
 def field_atom(atom: Atom, name: str) -> tuple[Atom, bool]:
     """(atom of a map member, whether it is a declared struct field)."""
+    hit = atom.members.get(name)
+    if hit is not None:
+        return hit
     raw = atom.fields.get(name)
     if raw is not None:
-        return atom_of(raw), True
-    if atom.elem is not None:
-        return atom_of(atom.elem), False
-    return DEDUCED, False
+        out = atom_of(raw), True
+    elif atom.elem is not None:
+        out = atom_of(atom.elem), False
+    else:
+        out = DEDUCED, False
+    if raw is not None or len(atom.members) < 256:  # free-form maps: bounded
+        atom.members[name] = out
+    return out
 
 
 def elem_atom(atom: Atom) -> Atom:
@@ -351,6 +362,18 @@ def compare(lhs: Any, rhs: Any, atom: Atom) -> Comparison:
 
 
 def _cmp(lhs: Any, rhs: Any, atom: Atom, *, path: list[PE], cmp: Comparison) -> None:
+    if path and (lhs is MISSING or rhs is MISSING):
+        # One side absent: the whole subtree is added (removed); build it in place.
+        present, into = (rhs, cmp.added) if lhs is MISSING else (lhs, cmp.removed)
+        _all_of(present, atom, parent=_node(into, path[:-1]), pe=path[-1])
+        return
+    if (
+        isinstance(lhs, (dict, list))
+        and type(lhs) is type(rhs)
+        and lhs == rhs
+        and _same_json(lhs, rhs)
+    ):
+        return  # equal subtrees add, modify and remove nothing
     probe = rhs if rhs is not MISSING else lhs
     atom = effective(atom, probe)
     kind = _container_kind(atom, probe)
@@ -377,14 +400,78 @@ def _cmp(lhs: Any, rhs: Any, atom: Atom, *, path: list[PE], cmp: Comparison) -> 
         cmp.removed.insert(path)
 
 
+def _same_json(a: Any, b: Any) -> bool:
+    """Equal (``==``) values are json_equal unless a bool met a number: same bytes say not."""
+    try:
+        return orjson.dumps(a) == orjson.dumps(b)
+    except (TypeError, orjson.JSONEncodeError):
+        return False
+
+
+def _node(fs: FieldSet, path: list[PE]) -> FieldSet:
+    """The trie node of ``path`` in ``fs``, created as needed."""
+    node = fs
+    for pe in path:
+        child = node.children.get(pe)
+        if child is None:
+            child = node.children[pe] = FieldSet()
+        node = child
+    return node
+
+
+def _all_of(value: Any, atom: Atom, *, parent: FieldSet, pe: PE) -> None:
+    """``_cmp`` of ``value`` against an absent other side, at ``parent``/``pe``: the path
+    and, below a granular map or list, every path the value has (duplicated list items
+    only as their own element)."""
+    parent.members.add(pe)
+    atom = effective(atom, value)
+    if atom.atomic or not value:
+        return
+    if atom.kind == "map":
+        if not isinstance(value, dict):
+            return
+        node = parent.children.get(pe)
+        if node is None:
+            node = parent.children[pe] = FieldSet()
+        for key, child in value.items():
+            _all_of(child, field_atom(atom, key)[0], parent=node, pe="f:" + key)
+        return
+    if atom.kind != "list" or not isinstance(value, list):
+        return
+    groups = _group(atom, value)
+    if not groups:
+        return
+    node = parent.children.get(pe)
+    if node is None:
+        node = parent.children[pe] = FieldSet()
+    child_atom = elem_atom(atom)
+    for item_pe_, items in groups.items():
+        if len(items) == 1:
+            _all_of(items[0], child_atom, parent=node, pe=item_pe_)
+        else:
+            node.members.add(item_pe_)
+
+
 def _cmp_map(
     lhs: dict[str, Any], rhs: dict[str, Any], atom: Atom, *, path: list[PE], cmp: Comparison
 ) -> None:
+    added: FieldSet | None = None
+    removed: FieldSet | None = None
     for key in _union_keys(lhs, rhs):
-        child_atom, _ = field_atom(atom, key)
-        path.append(field_pe(key))
-        _cmp(lhs.get(key, MISSING), rhs.get(key, MISSING), child_atom, path=path, cmp=cmp)
-        path.pop()
+        child_atom = field_atom(atom, key)[0]
+        pe = "f:" + key
+        lv = lhs.get(key, MISSING)
+        rv = rhs.get(key, MISSING)
+        if lv is MISSING:  # what _cmp does for a one-sided member, without the detour
+            added = added if added is not None else _node(cmp.added, path)
+            _all_of(rv, child_atom, parent=added, pe=pe)
+        elif rv is MISSING:
+            removed = removed if removed is not None else _node(cmp.removed, path)
+            _all_of(lv, child_atom, parent=removed, pe=pe)
+        else:
+            path.append(pe)
+            _cmp(lv, rv, child_atom, path=path, cmp=cmp)
+            path.pop()
 
 
 def _union_keys(lhs: dict[str, Any], rhs: dict[str, Any]) -> list[str]:

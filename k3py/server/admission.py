@@ -35,6 +35,8 @@ class NamespaceLifecycle:
         rec = await self.store.ds.get(ns_info.key("", ns_name))
         if rec is None:
             raise errors.not_found("namespaces", ns_name)
+        if b'"deletionTimestamp"' not in rec.value:
+            return  # stored JSON never escapes the name: no need to parse the namespace
         ns = orjson.loads(rec.value)
         if ns["metadata"].get("deletionTimestamp") and not (info.group == "" and info.kind == "Event"):
             name = (obj.get("metadata") or {}).get("name") or ""

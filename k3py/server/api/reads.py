@@ -55,6 +55,8 @@ class Matcher:
         return True
 
     def matches(self, rec: Record) -> bool:
+        if self.labels is not None and not self.labels.may_match_json(rec.value):
+            return False  # stored values are orjson's output: skip decoding non-matches
         return self.matches_obj(orjson.loads(rec.value))
 
 

@@ -114,9 +114,7 @@ def check_fields(info: ResourceInfo, obj: Obj, raw: bytes | None, ctype: str, ct
         type_errs = body_decode.type_errors(obj, sch)
         if type_errs:
             raise body_decode.decode_error(kind=info.kind, version=info.version, message=type_errs[0])
-        unknown = body_decode.drop_unknown(obj, sch) if sch else []
-        if sch:
-            body_decode.zero_null_items(obj, sch)
+        unknown = body_decode.drop_unknown_zero_nulls(obj, sch) if sch else []
     if ctx.field_validation == "Ignore":
         return
     protobuf_body = ctype == protobuf.MEDIA_TYPE  # no JSON keys, so no duplicates

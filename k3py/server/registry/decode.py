@@ -98,6 +98,8 @@ def decode_body(body: bytes, content_type: str, *, kind: str = "") -> Any:
             value = _decode_yaml(body)
     except _BodyError as e:
         raise _syntax_error(str(e), body=body, kind=kind) from None
+    if fmt == "json" and body.count(b"{") + body.count(b"[") <= MAX_DEPTH:
+        return value  # each level of nesting opens a bracket: this one cannot be too deep
     if _too_deep(value, MAX_DEPTH):
         raise _syntax_error(_depth_message(fmt), body=body, kind=kind)
     return value
@@ -488,12 +490,31 @@ def find_duplicate_fields(body: bytes, content_type: str) -> list[str]:
 _JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"(\s*:)?')
 
 
+def _key_tokens(data: bytes) -> int | None:
+    """Keys written in a JSON text without backslashes, or None if it has any.
+
+    Without escapes every ``"`` delimits a string, so every other piece between quotes
+    is structure, and a colon in the structure separates a key from its value."""
+    if b"\\" in data:
+        return None
+    return b"".join(data.split(b'"')[0::2]).count(b":")
+
+
 def _no_repeated_keys(body: bytes, text: str) -> bool:
     """Fast path: as many key tokens in the text as keys in the parsed objects."""
     try:
         value = orjson.loads(body)
     except orjson.JSONDecodeError:
         return False
+    written = _key_tokens(body)
+    if written is not None:
+        # orjson keeps one key of a repeated pair; its re-encoding has no escapes either.
+        try:
+            kept = _key_tokens(orjson.dumps(value))
+        except (TypeError, orjson.JSONEncodeError):
+            kept = None
+        if kept is not None:
+            return written == kept
     parsed = 0
     stack = [value]
     while stack:
@@ -665,6 +686,86 @@ def zero_null_items(obj: Any, schema: Schema) -> None:
                 stack.append((val[slot], sub))
 
 
+_Shape = tuple[bool, "Schema | None", "Schema | None", "Schema | None"]
+_shapes: dict[int, tuple[Schema, _Shape]] = {}
+
+
+def _shape(sch: Schema) -> _Shape:
+    """(preserves unknown fields, properties, additionalProperties, items) of a schema
+    node, resolved; cached per node (schemas are long-lived)."""
+    hit = _shapes.get(id(sch))
+    if hit is not None and hit[0] is sch:
+        return hit[1]
+    r = schemas.resolve(sch)
+    props, addl, items = r.get("properties"), r.get("additionalProperties"), r.get("items")
+    shape: _Shape = (
+        bool(r.get("x-kubernetes-preserve-unknown-fields")),
+        props if isinstance(props, dict) else None,
+        addl if isinstance(addl, dict) else None,
+        items if isinstance(items, dict) else None,
+    )
+    if len(_shapes) > 65536:
+        _shapes.clear()
+    _shapes[id(sch)] = (sch, shape)
+    return shape
+
+
+def drop_unknown_zero_nulls(obj: Any, schema: Schema) -> list[str]:
+    """:func:`drop_unknown` then :func:`zero_null_items`, in one walk; the dropped paths."""
+    out: list[str] = []
+    # (value, schema, parent node path, key or index): paths are rendered only when needed.
+    stack: list[tuple[Any, Schema, Any]] = [(obj, schema, None)]
+    while stack:
+        val, sch, where = stack.pop()
+        preserve, props, addl, items = _shape(sch)
+        if preserve:
+            continue
+        children: list[tuple[Any, Schema, Any]] = []
+        if isinstance(val, dict):
+            if props is not None:
+                gone = None
+                for k, v in val.items():
+                    sub = props.get(k)
+                    if sub is None:
+                        out.append(_join(_render(where), k))
+                        gone = gone or []
+                        gone.append(k)
+                    elif isinstance(v, (dict, list)):
+                        children.append((v, sub, (where, k)))
+                for k in gone or ():
+                    del val[k]
+            elif addl is not None:
+                for k, v in val.items():
+                    if v is None:
+                        v = _zero_value(addl)
+                        if v is not _NO_ZERO:
+                            val[k] = v
+                    if isinstance(v, (dict, list)):
+                        children.append((v, addl, (where, k)))
+        elif isinstance(val, list) and items is not None:
+            for i, v in enumerate(val):
+                if v is None:
+                    v = _zero_value(items)
+                    if v is not _NO_ZERO:
+                        val[i] = v
+                if isinstance(v, (dict, list)):
+                    children.append((v, items, (where, i)))
+        stack.extend(reversed(children))
+    return out
+
+
+def _render(where: Any) -> str:
+    """``spec.containers[0]`` from the (parent, key or index) chain."""
+    parts: list[Any] = []
+    while where is not None:
+        where, step = where
+        parts.append(step)
+    path = ""
+    for step in reversed(parts):
+        path = f"{path}[{step}]" if isinstance(step, int) else _join(path, step)
+    return path
+
+
 # ---- type errors -------------------------------------------------------------------------
 
 
@@ -810,13 +911,15 @@ def _type_check_object(
     nxt: list[tuple[Any, Schema, str, str]] = []
     for k, v in val.items():
         prop = props.get(k)
-        if prop is None or v is None:
+        if prop is None or v is None or type(v) is _prop_info(prop)[4]:
             continue
         _check_value(v, prop, struct=struct, fld=_join(fld, k), out=out, nxt=nxt)
     return nxt
 
 
-_PropInfo = tuple[str | None, Schema, str | None, str]
+# (definition referred to, resolved schema, JSON type, Go type, the Python type whose
+# values need no check at all: plain strings and booleans; else None)
+_PropInfo = tuple[str | None, Schema, str | None, str, type | None]
 _prop_cache: dict[int, tuple[Schema, _PropInfo]] = {}
 
 
@@ -826,7 +929,14 @@ def _prop_info(prop: Schema) -> _PropInfo:
     if hit is not None and hit[0] is prop:
         return hit[1]
     target = schemas.resolve(prop)
-    info = (_ref_of(prop), target, _single_type(target), go_type(prop))
+    ref, t = _ref_of(prop), _single_type(target)
+    plain: type | None = None
+    if ref not in (_INT_OR_STRING, _QUANTITY):
+        if t == "string" and target.get("format") not in ("date-time", "byte"):
+            plain = str
+        elif t == "boolean":
+            plain = bool
+    info = (ref, target, t, go_type(prop), plain)
     if len(_prop_cache) > 65536:
         _prop_cache.clear()
     _prop_cache[id(prop)] = (prop, info)
@@ -843,7 +953,7 @@ def _check_value(
     nxt: list[tuple[Any, Schema, str, str]],
 ) -> None:
     """Check one value against its (unresolved) property schema."""
-    ref, target, t, gt = _prop_info(prop)
+    ref, target, t, gt, _ = _prop_info(prop)
     if ref == _INT_OR_STRING:
         if isinstance(v, bool) or not isinstance(v, (str, int)):
             out.append(_unmarshal(v, struct=struct, fld=fld, typ="int32", number=True))
@@ -900,8 +1010,9 @@ def _check_array(
         return
     it = target.get("items")
     if isinstance(it, dict):
+        plain = _prop_info(it)[4]
         for elem in v:
-            if elem is not None:
+            if elem is not None and type(elem) is not plain:
                 _check_value(elem, it, struct=struct, fld=fld, out=out, nxt=nxt)
 
 
@@ -926,8 +1037,9 @@ def _check_obj(
     if isinstance(props, dict):
         nxt.append((v, target, _struct_name(ref, struct), fld))
     elif isinstance(ap, dict):
+        plain = _prop_info(ap)[4]
         for elem in v.values():
-            if elem is not None:
+            if elem is not None and type(elem) is not plain:
                 _check_value(elem, ap, struct=struct, fld=fld, out=out, nxt=nxt)
 
 

@@ -718,11 +718,23 @@ def _quantity_ref(raw: openapi.Schema) -> bool:
     return name == QUANTITY
 
 
+_CANONICAL: dict[tuple[str, bool], str] = {}
+
+
 def _canonical(raw: Any, *, milli: bool) -> Any:
+    if type(raw) is str:  # the same few texts over and over ("100m", "128Mi")
+        hit = _CANONICAL.get((raw, milli))
+        if hit is not None:
+            return hit
     q = qty.try_parse(raw)
     if q is None:
         return raw
-    return str(q.round_up_milli() if milli else q)
+    text = str(q.round_up_milli() if milli else q)
+    if type(raw) is str and len(raw) <= 64:
+        if len(_CANONICAL) >= 4096:
+            _CANONICAL.clear()
+        _CANONICAL[(raw, milli)] = text
+    return text
 
 
 _HOLDS_QUANTITY: dict[int, bool] = {}
@@ -748,27 +760,53 @@ def _holds_quantity(raw_schema: openapi.Schema) -> bool:
     return result
 
 
+# Per schema dict: None (no quantity below), True (a quantity itself), or
+# (properties, additionalProperties if a dict, whether those are quantities, items).
+_QUANTITY_PLANS: dict[int, tuple[openapi.Schema, Any]] = {}
+
+
+def _quantity_plan(raw_schema: openapi.Schema) -> Any:
+    hit = _QUANTITY_PLANS.get(id(raw_schema))
+    if hit is not None and hit[0] is raw_schema:
+        return hit[1]
+    plan: Any = None
+    if _holds_quantity(raw_schema):
+        if _quantity_ref(raw_schema):
+            plan = True
+        else:
+            sch = openapi.resolve(raw_schema)
+            extra = sch.get("additionalProperties")
+            extra = extra if isinstance(extra, dict) else None
+            items = sch.get("items")
+            plan = (
+                sch.get("properties") or {},
+                extra,
+                extra is not None and _quantity_ref(extra),
+                items if isinstance(items, dict) else None,
+            )
+    _QUANTITY_PLANS[id(raw_schema)] = (raw_schema, plan)
+    return plan
+
+
 def _walk_quantities(value: Any, raw_schema: openapi.Schema) -> Any:
     """``value`` with every quantity below it in canonical form (dicts changed in place)."""
-    if not _holds_quantity(raw_schema):
+    plan = _quantity_plan(raw_schema)
+    if plan is None:
         return value
-    if _quantity_ref(raw_schema):
+    if plan is True:
         return _canonical(value, milli=False)
-    sch = openapi.resolve(raw_schema)
+    props, extra, list_of_quantities, items = plan
     if isinstance(value, dict):
-        props = sch.get("properties") or {}
-        extra = sch.get("additionalProperties")
-        list_of_quantities = isinstance(extra, dict) and _quantity_ref(extra)
         for key, item in value.items():
             if key in props:
                 value[key] = _walk_quantities(item, props[key])
             elif list_of_quantities:
                 value[key] = _canonical(item, milli=True)
-            elif isinstance(extra, dict):
+            elif extra is not None:
                 value[key] = _walk_quantities(item, extra)
-    elif isinstance(value, list) and isinstance(sch.get("items"), dict):
+    elif isinstance(value, list) and items is not None:
         for i, item in enumerate(value):
-            value[i] = _walk_quantities(item, sch["items"])
+            value[i] = _walk_quantities(item, items)
     return value
 
 

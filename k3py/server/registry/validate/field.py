@@ -20,6 +20,8 @@ class Path(str):
     __slots__ = ()
 
     def child(self, *names: str) -> Path:
+        if len(names) == 1:  # the usual case, on every field validation visits
+            return Path(f"{self}.{names[0]}" if self else names[0])
         text = str(self)
         for name in names:
             text = f"{text}.{name}" if text else name

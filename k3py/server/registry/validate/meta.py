@@ -171,16 +171,25 @@ def _common(meta: dict[str, Any], *, namespaced: bool, builtin: bool) -> list[Ca
     return out
 
 
+_LABELS, _ANNOTATIONS = META.child("labels"), META.child("annotations")
+_OWNERS, _FINALIZERS = META.child("ownerReferences"), META.child("finalizers")
+_MANAGED_FIELDS = META.child("managedFields")
+
+
 def validate_meta_lists(meta: dict[str, Any], *, builtin: bool) -> list[Cause]:
-    out = validate_labels(get_map(meta, "labels"), META.child("labels"))
-    out += validate_annotations(get_map(meta, "annotations"), META.child("annotations"))
-    out += validate_owner_references(
-        get_list(meta, "ownerReferences"), META.child("ownerReferences")
-    )
-    out += validate_finalizers(
-        get_list(meta, "finalizers"), META.child("finalizers"), builtin=builtin
-    )
-    out += validate_managed_fields(get_list(meta, "managedFields"), META.child("managedFields"))
+    # Each check finds nothing in an empty map or list: skip those (most of them).
+    labels, annotations = get_map(meta, "labels"), get_map(meta, "annotations")
+    out = validate_labels(labels, _LABELS) if labels else []
+    if annotations:
+        out += validate_annotations(annotations, _ANNOTATIONS)
+    owners, finalizers = get_list(meta, "ownerReferences"), get_list(meta, "finalizers")
+    if owners:
+        out += validate_owner_references(owners, _OWNERS)
+    if finalizers:
+        out += validate_finalizers(finalizers, _FINALIZERS, builtin=builtin)
+    managed = get_list(meta, "managedFields")
+    if managed:
+        out += validate_managed_fields(managed, _MANAGED_FIELDS)
     return out
 
 

@@ -121,8 +121,25 @@ def _interpret(suffix: str) -> tuple[int, int, str]:
     raise QuantityError(ERR_SUFFIX)
 
 
+_PARSED: dict[str, Quantity] = {}
+
+
 def parse(raw: object) -> Quantity:
     """Parse a JSON value (string or number) into a Quantity; raise QuantityError."""
+    if type(raw) is str:
+        # Quantities are immutable and the same few texts recur ("100m", "128Mi").
+        hit = _PARSED.get(raw)
+        if hit is None:
+            hit = _parse(raw)
+            if len(raw) <= 64:
+                if len(_PARSED) >= 4096:
+                    _PARSED.clear()
+                _PARSED[raw] = hit
+        return hit
+    return _parse(raw)
+
+
+def _parse(raw: object) -> Quantity:
     if isinstance(raw, bool) or not isinstance(raw, str | int | float):
         raise QuantityError(ERR_FORMAT)
     text = raw.strip() if isinstance(raw, str) else repr(raw)
