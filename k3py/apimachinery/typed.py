@@ -15,6 +15,12 @@ The walkers transcribe upstream's: :func:`to_field_set` (what a configuration se
 configuration onto a live object, keeping the live list order as upstream does) and
 :func:`remove_items`.  ``MISSING`` stands for an absent value (Go's nil ``Value``), as
 opposed to ``None``, a JSON null.
+
+Every write records field ownership through :func:`compare`, so it takes two shortcuts
+that give the same sets as the plain walk: a subtree present on one side only (all of
+a create) is added to (removed from) the trie in one pass by :func:`_all_of`, and
+subtrees equal on both sides (most of an update) are skipped after one C-level
+comparison (bytes-equal orjson encodings rule out ``True == 1``).
 """
 
 from __future__ import annotations
@@ -434,7 +440,10 @@ def _all_of(value: Any, atom: Atom, *, parent: FieldSet, pe: PE) -> None:
         if node is None:
             node = parent.children[pe] = FieldSet()
         for key, child in value.items():
-            _all_of(child, field_atom(atom, key)[0], parent=node, pe="f:" + key)
+            if child and isinstance(child, (dict, list)):
+                _all_of(child, field_atom(atom, key)[0], parent=node, pe="f:" + key)
+            else:  # a scalar or an empty container is a leaf whatever its schema
+                node.members.add("f:" + key)
         return
     if atom.kind != "list" or not isinstance(value, list):
         return
@@ -464,7 +473,10 @@ def _cmp_map(
         rv = rhs.get(key, MISSING)
         if lv is MISSING:  # what _cmp does for a one-sided member, without the detour
             added = added if added is not None else _node(cmp.added, path)
-            _all_of(rv, child_atom, parent=added, pe=pe)
+            if rv and isinstance(rv, (dict, list)):
+                _all_of(rv, child_atom, parent=added, pe=pe)
+            else:  # a scalar or an empty container is a leaf whatever its schema
+                added.members.add(pe)
         elif rv is MISSING:
             removed = removed if removed is not None else _node(cmp.removed, path)
             _all_of(lv, child_atom, parent=removed, pe=pe)

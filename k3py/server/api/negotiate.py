@@ -48,8 +48,23 @@ def parse_accept(header: str) -> list[MediaType]:
     return out
 
 
+_CHOSEN: dict[tuple[str, str], Output] = {}
+
+
 def choose(accept: str, *, include_object: str = "") -> Output:
     """Pick the first representation we can produce, in the client's order."""
+    key = (accept, include_object)
+    hit = _CHOSEN.get(key)  # clients send the same few Accept headers over and over
+    if hit is None:
+        hit = _choose(accept, include_object=include_object)
+        if len(accept) <= 512:
+            if len(_CHOSEN) >= 1024:
+                _CHOSEN.clear()
+            _CHOSEN[key] = hit
+    return hit
+
+
+def _choose(accept: str, *, include_object: str) -> Output:
     if not accept:
         return Output("json")
     offered = parse_accept(accept)
