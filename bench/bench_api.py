@@ -46,7 +46,9 @@ def raw_sqlite_commits(path: Path, *, seconds: float, max_rows: int = 200_000) -
     return rate
 
 
-async def creates(srv: ServerProc, *, clients: int, seconds: float, max_total: int = 200_000) -> tuple[float, int]:
+async def creates(
+    srv: ServerProc, *, clients: int, seconds: float, max_total: int = 200_000
+) -> tuple[float, int]:
     ctx = srv.ssl_context()
     url = f"{srv.url}/api/v1/namespaces/default/configmaps"
     count = 0
@@ -61,7 +63,9 @@ async def creates(srv: ServerProc, *, clients: int, seconds: float, max_total: i
             while time.perf_counter() < stop_at and count < max_total:
                 body = orjson.dumps(configmap(f"cm-{w}-{i}"))
                 i += 1
-                async with session.post(url, data=body, headers={"Content-Type": "application/json"}) as r:
+                async with session.post(
+                    url, data=body, headers={"Content-Type": "application/json"}
+                ) as r:
                     await r.read()
                     if r.status == 201:
                         count += 1
@@ -85,7 +89,11 @@ async def load_pods(srv: ServerProc, n: int, *, clients: int = 32) -> None:
             while queue:
                 i = queue.pop()
                 labels = {"app": f"app-{i % 100}", "tier": "bench"}
-                async with session.post(url, data=orjson.dumps(pod(f"pod-{i:05d}", labels)), headers={"Content-Type": "application/json"}) as r:
+                async with session.post(
+                    url,
+                    data=orjson.dumps(pod(f"pod-{i:05d}", labels)),
+                    headers={"Content-Type": "application/json"},
+                ) as r:
                     await r.read()
                     if r.status != 201:
                         raise RuntimeError(f"pod create failed: {r.status}")
@@ -93,7 +101,9 @@ async def load_pods(srv: ServerProc, n: int, *, clients: int = 32) -> None:
         await asyncio.gather(*(worker() for _ in range(clients)))
 
 
-async def timed_gets(srv: ServerProc, path: str, *, samples: int, headers: dict[str, str] | None = None) -> tuple[list[float], int]:
+async def timed_gets(
+    srv: ServerProc, path: str, *, samples: int, headers: dict[str, str] | None = None
+) -> tuple[list[float], int]:
     ctx = srv.ssl_context()
     lat = []
     size = 0
@@ -113,8 +123,16 @@ async def watch_latency(srv: ServerProc, *, watchers: int, writes: int, rate: fl
     ns_url = f"{srv.url}/api/v1/namespaces"
     sent: dict[str, float] = {}
     lat: list[float] = []
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=ctx, limit=watchers + 8)) as session:
-        async with session.post(ns_url, data=orjson.dumps({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "watchbench"}}), headers={"Content-Type": "application/json"}) as r:
+    async with aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(ssl=ctx, limit=watchers + 8)
+    ) as session:
+        async with session.post(
+            ns_url,
+            data=orjson.dumps(
+                {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "watchbench"}}
+            ),
+            headers={"Content-Type": "application/json"},
+        ) as r:
             await r.read()
         async with session.get(f"{ns_url}/watchbench/configmaps") as r:
             rv = (await r.json())["metadata"]["resourceVersion"]
@@ -144,7 +162,11 @@ async def watch_latency(srv: ServerProc, *, watchers: int, writes: int, rate: fl
         for i in range(writes):
             name = f"w-{i}"
             sent[name] = time.perf_counter()
-            async with session.post(f"{ns_url}/watchbench/configmaps", data=orjson.dumps(configmap(name, 200)), headers={"Content-Type": "application/json"}) as r:
+            async with session.post(
+                f"{ns_url}/watchbench/configmaps",
+                data=orjson.dumps(configmap(name, 200)),
+                headers={"Content-Type": "application/json"},
+            ) as r:
                 await r.read()
             await asyncio.sleep(1.0 / rate)
         try:
@@ -155,6 +177,51 @@ async def watch_latency(srv: ServerProc, *, watchers: int, writes: int, rate: fl
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
     return lat
+
+
+def measure(srv: ServerProc, args: argparse.Namespace, raw: float) -> None:
+    print(f"cold start to /readyz (empty data dir): {srv.start_seconds:.2f} s")
+    time.sleep(1.0)
+    idle = rss_mb(srv.proc.pid)
+    print(f"RSS idle: {idle:.0f} MB")
+    rate, errs = asyncio.run(creates(srv, clients=args.clients, seconds=args.seconds))
+    print(f"ConfigMap creates/s over HTTPS, {args.clients} clients: {rate:,.0f} (errors {errs})")
+    print(f"ratio creates / raw commits: {rate / raw:.2f}x")
+
+    if args.pods <= 0:
+        return
+    t0 = time.perf_counter()
+    asyncio.run(load_pods(srv, args.pods))
+    print(f"stored {args.pods} pods in {time.perf_counter() - t0:.1f} s")
+    get_lat, _ = asyncio.run(
+        timed_gets(srv, "/api/v1/namespaces/default/pods/pod-00042", samples=300)
+    )
+    print(f"GET pod: p50 {pct(get_lat, 50):.1f} ms, p99 {pct(get_lat, 99):.1f} ms")
+    list_lat, size = asyncio.run(timed_gets(srv, "/api/v1/namespaces/default/pods", samples=10))
+    print(
+        f"LIST {args.pods} pods ({size / 1e6:.1f} MB): p50 {pct(list_lat, 50):.0f} ms, p99 {pct(list_lat, 99):.0f} ms"
+    )
+    sel_lat, size = asyncio.run(
+        timed_gets(srv, "/api/v1/namespaces/default/pods?labelSelector=app%3Dapp-7", samples=20)
+    )
+    print(f"LIST by label (1%): p50 {pct(sel_lat, 50):.0f} ms, p99 {pct(sel_lat, 99):.0f} ms")
+    table_lat, _ = asyncio.run(
+        timed_gets(
+            srv,
+            "/api/v1/namespaces/default/pods?limit=500",
+            samples=10,
+            headers={"Accept": "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"},
+        )
+    )
+    print(
+        f"LIST Table page of 500 (kubectl get pods): p50 {pct(table_lat, 50):.0f} ms, p99 {pct(table_lat, 99):.0f} ms"
+    )
+    print(f"RSS with {args.pods} pods: {rss_mb(srv.proc.pid):.0f} MB")
+
+    lat = asyncio.run(watch_latency(srv, watchers=100, writes=100, rate=20))
+    print(
+        f"watch delivery, 100 watchers x 100 writes: p50 {pct(lat, 50):.1f} ms, p99 {pct(lat, 99):.1f} ms ({len(lat)} events)"
+    )
 
 
 def main() -> None:
@@ -169,33 +236,15 @@ def main() -> None:
     print(f"raw durable SQLite commits/s (1 row/txn, WAL, FULL): {raw:,.0f}")
 
     srv = start_server(data / "srv")
-    print(f"cold start to /readyz (empty data dir): {srv.start_seconds:.2f} s")
-    time.sleep(1.0)
-    idle = rss_mb(srv.proc.pid)
-    print(f"RSS idle: {idle:.0f} MB")
-    rate, errs = asyncio.run(creates(srv, clients=args.clients, seconds=args.seconds))
-    print(f"ConfigMap creates/s over HTTPS, {args.clients} clients: {rate:,.0f} (errors {errs})")
-    print(f"ratio creates / raw commits: {rate / raw:.2f}x")
-
-    t0 = time.perf_counter()
-    asyncio.run(load_pods(srv, args.pods))
-    print(f"stored {args.pods} pods in {time.perf_counter() - t0:.1f} s")
-    get_lat, _ = asyncio.run(timed_gets(srv, "/api/v1/namespaces/default/pods/pod-00042", samples=300))
-    print(f"GET pod: p50 {pct(get_lat, 50):.1f} ms, p99 {pct(get_lat, 99):.1f} ms")
-    list_lat, size = asyncio.run(timed_gets(srv, "/api/v1/namespaces/default/pods", samples=10))
-    print(f"LIST {args.pods} pods ({size / 1e6:.1f} MB): p50 {pct(list_lat, 50):.0f} ms, p99 {pct(list_lat, 99):.0f} ms")
-    sel_lat, size = asyncio.run(timed_gets(srv, "/api/v1/namespaces/default/pods?labelSelector=app%3Dapp-7", samples=20))
-    print(f"LIST by label (1%): p50 {pct(sel_lat, 50):.0f} ms, p99 {pct(sel_lat, 99):.0f} ms")
-    table_lat, _ = asyncio.run(timed_gets(srv, "/api/v1/namespaces/default/pods?limit=500", samples=10, headers={"Accept": "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"}))
-    print(f"LIST Table page of 500 (kubectl get pods): p50 {pct(table_lat, 50):.0f} ms, p99 {pct(table_lat, 99):.0f} ms")
-    print(f"RSS with {args.pods} pods: {rss_mb(srv.proc.pid):.0f} MB")
-
-    lat = asyncio.run(watch_latency(srv, watchers=100, writes=100, rate=20))
-    print(f"watch delivery, 100 watchers x 100 writes: p50 {pct(lat, 50):.1f} ms, p99 {pct(lat, 99):.1f} ms ({len(lat)} events)")
-    srv.stop()
+    try:
+        measure(srv, args, raw)
+    finally:
+        srv.stop()
 
     again = start_server(data / "srv")
-    print(f"restart to /readyz (existing data dir with {args.pods} pods): {again.start_seconds:.2f} s")
+    print(
+        f"restart to /readyz (existing data dir with {args.pods} pods): {again.start_seconds:.2f} s"
+    )
     again.stop()
 
 

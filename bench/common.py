@@ -80,19 +80,34 @@ def client_ssl_context(kubeconfig: Path) -> ssl.SSLContext:
     return ctx
 
 
-def start_server(data_dir: Path | None = None, *, extra: list[str] | None = None, port: int = 0) -> ServerProc:
+def start_server(
+    data_dir: Path | None = None, *, extra: list[str] | None = None, port: int = 0
+) -> ServerProc:
     data_dir = data_dir or Path(tempfile.mkdtemp(prefix="k3py-bench-"))
     data_dir.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
     kubeconfig = data_dir / "kubeconfig.yaml"
     cmd = [
-        K3PY, "server", "--data-dir", str(data_dir), "--bind-address", "127.0.0.1",
-        "--https-listen-port", str(port), "--node-ip", "127.0.0.1",
-        "--write-kubeconfig", str(kubeconfig), "--disable-agent", *(extra or []),
+        K3PY,
+        "server",
+        "--data-dir",
+        str(data_dir),
+        "--bind-address",
+        "127.0.0.1",
+        "--https-listen-port",
+        str(port),
+        "--node-ip",
+        "127.0.0.1",
+        "--write-kubeconfig",
+        str(kubeconfig),
+        "--disable-agent",
+        *(extra or []),
     ]
     env = dict(os.environ, K3PY_CONFIG_FILE=str(data_dir / "none.yaml"))
     t0 = time.monotonic()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=open(data_dir / "server.log", "ab"), env=env)
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.DEVNULL, stderr=open(data_dir / "server.log", "ab"), env=env
+    )
     ctx = ssl.create_default_context()
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE
