@@ -42,7 +42,7 @@ import re
 from decimal import Decimal
 from typing import Any
 
-from k3py.apimachinery import names
+from k3py.apimachinery import gofmt, names
 from k3py.apimachinery.jsoncopy import clone
 from k3py.server.errors import Cause
 from k3py.server.registry import decode
@@ -55,28 +55,8 @@ _OBJECT_META = "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"
 
 # ---- Go renderings and field errors ------------------------------------------------------
 
-
-def go_quote(s: str) -> str:
-    """Go's ``%q`` for a string."""
-    out = ['"']
-    for ch in s:
-        code = ord(ch)
-        if ch in ('"', "\\"):
-            out.append("\\" + ch)
-        elif ch == "\n":
-            out.append("\\n")
-        elif ch == "\r":
-            out.append("\\r")
-        elif ch == "\t":
-            out.append("\\t")
-        elif code < 0x20 or code == 0x7F:
-            out.append(f"\\x{code:02x}")
-        elif code > 0x7F and not ch.isprintable():
-            out.append(f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}")
-        else:
-            out.append(ch)
-    out.append('"')
-    return "".join(out)
+# Go's %q lives with the other Go renderings; re-exported here for this module's callers.
+go_quote = gofmt.go_quote
 
 
 def go_float(f: float) -> str:
