@@ -44,16 +44,24 @@ def main() -> None:
 @_opt("service-node-port-range", default=None, help="NodePort range (default 30000-32767)")
 @_opt("token", "-t", default=None, help="Shared secret used to join agents (generated when absent)")
 @_opt("disable-agent", is_flag=True, default=None, help="Do not run the local agent")
+@_opt("disable-scheduler", is_flag=True, default=None, help="Do not run the scheduler")
+@_opt("disable-controller-manager", is_flag=True, default=None, help="Do not run the controllers")
+@_opt("simulate-nodes", type=int, default=None, help="Register N simulated nodes (sim-0 ...) whose kubelet runs no containers")
+@_opt("simulate-node-capacity", default=None, help="Capacity of each simulated node (default cpu=4,memory=16Gi,pods=110)")
+@_opt("kube-controller-manager-arg", multiple=True, help="Controller setting key=value (node-monitor-grace-period=50s, leader-elect=false, ...)")
+@_opt("kube-scheduler-arg", multiple=True, help="Scheduler setting key=value (leader-elect=false, ...)")
+@_opt("kube-apiserver-arg", multiple=True, help="API server setting key=value (default-not-ready-toleration-seconds=300, ...)")
+@_opt("kubelet-arg", multiple=True, help="Kubelet setting key=value (node-lease-duration-seconds=40, ...)")
 @_opt("debug", is_flag=True, default=None, help="Debug logging")
 def server(config_path: str, **options: Any) -> None:
     """Run the control plane (and, by default, this node's agent)."""
     explicit = {}
     for k, v in options.items():
-        if v is None or (k == "tls_san" and not v):
+        if v is None or (isinstance(v, tuple) and not v):
             continue
-        if k in ("disable_agent", "debug") and v is False:
+        if v is False:
             continue
-        explicit[k] = list(v) if k == "tls_san" else v
+        explicit[k] = list(v) if isinstance(v, tuple) else v
     try:
         cfg = build_server_config(explicit, config_path=config_path)
     except (ValueError, OSError) as e:

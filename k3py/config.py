@@ -8,6 +8,7 @@ Config file keys are the flag names without dashes (``data-dir: /srv/k3py``,
 from __future__ import annotations
 
 import os
+import re
 import socket
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -41,6 +42,15 @@ class ServerConfig:
     compaction_interval: float = 60.0
     retention_seconds: float = 300.0
     retention_revisions: int = 10000
+    # control plane (issue 3)
+    disable_scheduler: bool = False
+    disable_controller_manager: bool = False
+    simulate_nodes: int = 0
+    simulate_node_capacity: str = "cpu=4,memory=16Gi,pods=110"
+    kube_controller_manager_arg: list[str] = field(default_factory=list)
+    kube_scheduler_arg: list[str] = field(default_factory=list)
+    kube_apiserver_arg: list[str] = field(default_factory=list)
+    kubelet_arg: list[str] = field(default_factory=list)
 
     @property
     def server_dir(self) -> Path:
@@ -60,6 +70,38 @@ class ServerConfig:
     def node_port_range(self) -> tuple[int, int]:
         lo, _, hi = self.service_node_port_range.partition("-")
         return int(lo), int(hi or lo)
+
+
+    def component_args(self, which: str) -> dict[str, str]:
+        """``--kube-controller-manager-arg key=value`` (and friends) as a dict."""
+        raw: list[str] = getattr(self, f"{which.replace('-', '_')}_arg")
+        out: dict[str, str] = {}
+        for item in raw:
+            k, _, v = item.lstrip("-").partition("=")
+            out[k] = v
+        return out
+
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
+_UNIT = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_duration(text: str) -> float:
+    """Seconds of a Go duration ("40s", "1m30s", "500ms"); a bare number is seconds."""
+    text = text.strip()
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    pos, total = 0, 0.0
+    for m in _DURATION.finditer(text):
+        if m.start() != pos:
+            break
+        total += float(m.group(1)) * _UNIT[m.group(2)]
+        pos = m.end()
+    if pos != len(text) or not text:
+        raise ValueError(f"invalid duration {text!r}")
+    return total
 
 
 def env_name(option: str) -> str:

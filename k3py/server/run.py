@@ -47,8 +47,11 @@ class RunningServer:
     kubeconfig: str
     started_at: float
     transport: InProcessTransport  # the in-process API client transport (k3py.client)
+    control: Any = None  # k3py.server.control.ControlPlane (scheduler, controllers, sim nodes)
 
     async def stop(self) -> None:
+        if self.control is not None:
+            await self.control.stop()
         await self.finisher.stop()
         await self.runner.cleanup()
         await self.datastore.close()
@@ -176,12 +179,16 @@ async def start(cfg: ServerConfig) -> RunningServer:
             client_cert_pem=keys.admin.cert_pem,
             client_key_pem=keys.admin.key_pem,
         )
+    transport = InProcessTransport.from_state(state)
+    from k3py.server.control import start_control_plane
+
+    control = await start_control_plane(cfg, transport)
     state.ready = True
     log.info("k3py server ready on https://%s:%d in %.2fs", cfg.bind_address, port, time.monotonic() - t0)
     return RunningServer(
         config=cfg, runner=runner, datastore=ds, store=store, catalog=catalog, state=state,
         finisher=finisher, port=port, token=token, kubeconfig=kubeconfig, started_at=t0,
-        transport=InProcessTransport.from_state(state),
+        transport=transport, control=control,
     )
 
 
