@@ -64,6 +64,15 @@ def server(config_path: str, **options: Any) -> None:
         explicit[k] = list(v) if isinstance(v, tuple) else v
     try:
         cfg = build_server_config(explicit, config_path=config_path)
+        from k3py.server.control import timings_from_config
+        from k3py.server.run import toleration_seconds
+
+        timings_from_config(cfg)  # refuse unknown or malformed component settings up front
+        toleration_seconds(cfg)
+        if cfg.simulate_nodes:
+            from k3py.server.simnodes import parse_capacity
+
+            parse_capacity(cfg.simulate_node_capacity)
     except (ValueError, OSError) as e:
         raise click.ClickException(str(e)) from e
     logging.basicConfig(

@@ -190,29 +190,40 @@ class ServiceAllocator:
         raise errors.APIError(500, "InternalError", "Internal error occurred: failed to allocate a nodePort: range is full")
 
 
-async def pod_defaults(info: ResourceInfo, obj: Obj, old: Obj | None, ctx: WriteContext) -> None:
-    """ServiceAccount admission's part that needs no other object."""
-    if info.group != "" or info.kind != "Pod" or old is not None:
-        return
-    spec = obj.setdefault("spec", {})
-    sa = spec.get("serviceAccountName") or spec.get("serviceAccount") or "default"
-    spec["serviceAccountName"] = sa
-    spec["serviceAccount"] = sa
-    _default_toleration_seconds(spec)
+class PodDefaults:
+    """ServiceAccount admission's part that needs no other object, and
+    DefaultTolerationSeconds (``--kube-apiserver-arg default-not-ready-toleration-seconds``,
+    ``default-unreachable-toleration-seconds``; 300 s each by default)."""
+
+    def __init__(self, *, not_ready_seconds: int = 300, unreachable_seconds: int = 300) -> None:
+        self.seconds = {
+            "node.kubernetes.io/not-ready": not_ready_seconds,
+            "node.kubernetes.io/unreachable": unreachable_seconds,
+        }
+
+    async def __call__(self, info: ResourceInfo, obj: Obj, old: Obj | None, ctx: WriteContext) -> None:
+        if info.group != "" or info.kind != "Pod" or old is not None:
+            return
+        spec = obj.setdefault("spec", {})
+        sa = spec.get("serviceAccountName") or spec.get("serviceAccount") or "default"
+        spec["serviceAccountName"] = sa
+        spec["serviceAccount"] = sa
+        self._default_toleration_seconds(spec)
+
+    def _default_toleration_seconds(self, spec: Obj) -> None:
+        tolerations = spec.get("tolerations") or []
+        for key, seconds in self.seconds.items():
+            if not any(
+                t.get("key") in (key, None, "") and t.get("effect") in ("NoExecute", None, "")
+                for t in tolerations
+            ):
+                tolerations.append(
+                    {"key": key, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": seconds}
+                )
+        spec["tolerations"] = tolerations
 
 
-def _default_toleration_seconds(spec: Obj) -> None:
-    """DefaultTolerationSeconds admission: tolerate not-ready/unreachable nodes 300 s."""
-    tolerations = spec.get("tolerations") or []
-    for key in ("node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"):
-        if not any(
-            t.get("key") in (key, None, "") and t.get("effect") in ("NoExecute", None, "")
-            for t in tolerations
-        ):
-            tolerations.append(
-                {"key": key, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300}
-            )
-    spec["tolerations"] = tolerations
+pod_defaults = PodDefaults()
 
 
 def crd_status(info: ResourceInfo, obj: Obj, old: Obj | None, now: str) -> None:

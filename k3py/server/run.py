@@ -93,7 +93,7 @@ async def start(cfg: ServerConfig) -> RunningServer:
     store.admit = [
         admission.NamespaceLifecycle(store=store, catalog=catalog),
         admission.ServiceAllocator(store=store, catalog=catalog, service_cidr=cfg.service_cidr, node_port_range=cfg.node_port_range),
-        admission.pod_defaults,
+        admission.PodDefaults(**toleration_seconds(cfg)),
         admission.CRDAdmission(clock=store.clock),
     ]
     store.after_write = [crds.after_write]
@@ -190,6 +190,18 @@ async def start(cfg: ServerConfig) -> RunningServer:
         finisher=finisher, port=port, token=token, kubeconfig=kubeconfig, started_at=t0,
         transport=transport, control=control,
     )
+
+
+def toleration_seconds(cfg: ServerConfig) -> dict[str, int]:
+    args = cfg.component_args("kube-apiserver")
+    out = {}
+    for key, attr in (("default-not-ready-toleration-seconds", "not_ready_seconds"),
+                      ("default-unreachable-toleration-seconds", "unreachable_seconds")):
+        if key in args:
+            out[attr] = int(args.pop(key))
+    if args:
+        raise ValueError(f"--kube-apiserver-arg: unknown setting(s) {', '.join(sorted(args))}")
+    return out
 
 
 def run(cfg: ServerConfig) -> None:

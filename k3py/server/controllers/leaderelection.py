@@ -15,11 +15,12 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from k3py.client import ApiError, Client, Conflict, NotFound
+from k3py.client import AlreadyExists, ApiError, Client, Conflict, NotFound
 from k3py.client.resources import LEASES
 
 Obj = dict[str, Any]
@@ -52,7 +53,7 @@ class LeaderElector:
         self.retry_period = retry_period
         self.clock = clock
         self.leading = False
-        self._observed: tuple[str, str] | None = None  # (holder, renewTime) last seen
+        self._observed: tuple[str, str] | None = None  # (holder, resourceVersion) last seen
         self._observed_at = 0.0  # monotonic time it was first seen
 
     async def run(
@@ -103,7 +104,7 @@ class LeaderElector:
             spec["acquireTime"] = now
             spec["leaseTransitions"] = int(spec.get("leaseTransitions") or 0) + (1 if old else 0)
         spec["holderIdentity"] = self.identity
-        spec["leaseDurationSeconds"] = int(self.lease_duration)
+        spec["leaseDurationSeconds"] = max(1, math.ceil(self.lease_duration))
         spec["renewTime"] = now
         return spec
 
@@ -118,24 +119,27 @@ class LeaderElector:
                 "spec": self._spec(None),
             }
             try:
-                await self.client.create(LEASES, body, namespace=self.namespace)
-            except ApiError:
+                created = await self.client.create(LEASES, body, namespace=self.namespace)
+            except AlreadyExists:
                 return False
-            self._observe(self.identity, body["spec"]["renewTime"])
+            except ApiError as e:
+                log.warning("%s: cannot create the lease: %s", self.name, e)
+                return False
+            self._observe(self.identity, str(created["metadata"].get("resourceVersion") or ""))
             return True
         spec = lease.get("spec") or {}
         holder = str(spec.get("holderIdentity") or "")
-        self._observe(holder, str(spec.get("renewTime") or ""))
+        self._observe(holder, str((lease.get("metadata") or {}).get("resourceVersion") or ""))
         if holder and holder != self.identity:
             duration = float(spec.get("leaseDurationSeconds") or self.lease_duration)
             if time.monotonic() - self._observed_at < duration:
                 return False
         lease["spec"] = self._spec(spec)
         try:
-            await self.client.update(LEASES, lease, namespace=self.namespace)
+            updated = await self.client.update(LEASES, lease, namespace=self.namespace)
         except (Conflict, NotFound):
             return False
-        self._observe(self.identity, lease["spec"]["renewTime"])
+        self._observe(self.identity, str(updated["metadata"].get("resourceVersion") or ""))
         return True
 
     def _observe(self, holder: str, renew: str) -> None:

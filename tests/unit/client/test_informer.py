@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from k3py.client import CONFIGMAPS, PODS, Client, Informer, by_field, by_label
-from tests.unit.client.conftest import Env
+from tests.unit.conftest import Env
 
 Obj = dict[str, Any]
 

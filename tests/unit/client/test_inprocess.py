@@ -22,7 +22,7 @@ from k3py.client import (
     WatchEvent,
 )
 from k3py.server import errors as server_errors
-from tests.unit.client.conftest import Env
+from tests.unit.conftest import Env
 
 Obj = dict[str, Any]
 
