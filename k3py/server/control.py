@@ -50,6 +50,8 @@ _CM_ARGS = {
     "leader-elect-renew-deadline": "leader_renew_deadline",
     "leader-elect-retry-period": "leader_retry_period",
     "gc-resync-period": "gc_interval",
+    "job-pod-failure-backoff": "job_pod_failure_backoff",
+    "job-pod-failure-backoff-max": "job_pod_failure_backoff_max",
 }
 _SCHED_ARGS = {
     "pod-initial-backoff-seconds": "scheduler_backoff_initial",

@@ -64,6 +64,8 @@ class Timings:
     scheduler_backoff_max: float = 10.0
     scheduler_unschedulable_flush: float = 300.0  # retry unschedulable pods at least this often
     gc_interval: float = 30.0  # full garbage-collector resync
+    job_pod_failure_backoff: float = 10.0  # Job: delay before re-creating a failed pod, doubling
+    job_pod_failure_backoff_max: float = 600.0
 
 
 # ---- shared informers ------------------------------------------------------------
