@@ -57,6 +57,7 @@ class Handlers:
     on_add: Callable[[Obj], Any] | None = None
     on_update: Callable[[Obj, Obj], Any] | None = None  # (old, new)
     on_delete: Callable[[Obj], Any] | None = None  # the last state known
+    readonly: bool = False  # promises not to mutate: shares one copy with other such handlers
 
 
 class Informer:
@@ -98,10 +99,14 @@ class Informer:
         on_add: Callable[[Obj], Any] | None = None,
         on_update: Callable[[Obj, Obj], Any] | None = None,
         on_delete: Callable[[Obj], Any] | None = None,
+        readonly: bool = False,
     ) -> None:
+        """``readonly=True`` promises the handler never mutates (or keeps and later
+        mutates) the objects it is given: such handlers share one copy, which saves a
+        decode per handler per event when many controllers watch one resource."""
         if self._task is not None:
             raise RuntimeError("add handlers before the informer starts")
-        self._handlers.append(Handlers(on_add, on_update, on_delete))
+        self._handlers.append(Handlers(on_add, on_update, on_delete, readonly))
 
     def add_indexer(self, name: str, fn: IndexFunc) -> None:
         self.cache.add_indexer(name, fn)
@@ -243,26 +248,47 @@ class Informer:
     # ---- handlers -----------------------------------------------------------------
 
     async def _notify(self, old_raw: bytes | None, new: Obj) -> None:
-        copies = _copies(new, len(self._handlers))
+        copies = _copies(new, self._handlers)
+        shared_old: Obj | None = None
         for h, obj in zip(self._handlers, copies, strict=True):
             if old_raw is None:
                 if h.on_add is not None:
                     await _call(h.on_add, obj)
             elif h.on_update is not None:
-                await _call(h.on_update, orjson.loads(old_raw), obj)
+                if h.readonly:
+                    if shared_old is None:
+                        shared_old = orjson.loads(old_raw)
+                    old = shared_old
+                else:
+                    old = orjson.loads(old_raw)
+                await _call(h.on_update, old, obj)
 
     async def _notify_delete(self, obj: Obj) -> None:
-        for h, o in zip(self._handlers, _copies(obj, len(self._handlers)), strict=True):
+        for h, o in zip(self._handlers, _copies(obj, self._handlers), strict=True):
             if h.on_delete is not None:
                 await _call(h.on_delete, o)
 
 
-def _copies(obj: Obj, n: int) -> list[Obj]:
-    """``n`` private copies: ``obj`` itself first (the informer owns it), then decoded ones."""
+def _copies(obj: Obj, handlers: list[Handlers]) -> list[Obj]:
+    """One object per handler: read-only handlers share ``obj`` (the informer owns it);
+    every other handler gets its own decoded copy (the first of them may take ``obj``
+    itself when no read-only handler shares it)."""
+    n = len(handlers)
     if n <= 1:
         return [obj][:n]
-    raw = orjson.dumps(obj)
-    return [obj, *(orjson.loads(raw) for _ in range(n - 1))]
+    any_readonly = any(h.readonly for h in handlers)
+    raw: bytes | None = None
+    out: list[Obj] = []
+    given = False
+    for h in handlers:
+        if h.readonly or (not any_readonly and not given):
+            out.append(obj)
+            given = True
+            continue
+        if raw is None:
+            raw = orjson.dumps(obj)
+        out.append(orjson.loads(raw))
+    return out
 
 
 async def _call(fn: Callable[..., Any], *args: Obj) -> None:

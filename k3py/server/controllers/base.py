@@ -173,6 +173,7 @@ class Controller:
             on_add=self.enqueue,
             on_update=lambda _old, new: self.enqueue(new),
             on_delete=self.enqueue,
+            readonly=True,
         )
 
     def enqueue_all(self, inf: Informer) -> None:

@@ -112,6 +112,30 @@ async def test_reads_and_handlers_get_private_copies(env: Env, informers: list[I
     assert again is not None and again["data"] == {"k": "a"}
 
 
+async def test_readonly_handlers_share_one_copy_and_mutators_get_their_own(
+    env: Env, informers: list[Informer]
+) -> None:
+    c = env.client
+    await c.create(CONFIGMAPS, cm("a"))
+    inf = make(c, informers)
+    shared: list[Obj] = []
+    mutated: list[Obj] = []
+
+    def vandal(o: Obj) -> None:
+        o["data"]["k"] = "vandalized"
+        mutated.append(o)
+
+    inf.add_handler(on_add=shared.append, readonly=True)
+    inf.add_handler(on_add=vandal)
+    inf.add_handler(on_add=shared.append, readonly=True)
+    inf.start()
+    async with asyncio.timeout(5):
+        await inf.wait_synced()
+    assert len(shared) == 2 and shared[0] is shared[1]  # one decode for both
+    assert shared[0]["data"] == {"k": "a"}  # the mutator had a copy of its own
+    assert mutated[0] is not shared[0]
+
+
 async def test_a_failing_handler_does_not_stop_the_informer(
     env: Env, informers: list[Informer]
 ) -> None:
