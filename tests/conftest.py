@@ -52,6 +52,10 @@ def server_config(data_dir: Path, **overrides: Any) -> ServerConfig:
         node_name="test-node",
         write_kubeconfig=str(data_dir / "kubeconfig.yaml"),
         disable_agent=True,
+        # API tests see the API server alone (as kube-apiserver's own tests do): no
+        # controller writes objects behind their back.  tests/control turns them on.
+        disable_controller_manager=True,
+        disable_scheduler=True,
     )
     for k, v in overrides.items():
         setattr(cfg, k, v)

@@ -490,7 +490,7 @@ class InProcessTransport:
             opts.grace_period_seconds = int(d["gracePeriodSeconds"])
         checker = self.state.caches.get("eviction_check")
         if checker is not None:
-            await checker(namespace, name)
+            await checker(namespace, name, dry_run=opts.dry_run)
         await self.store.delete(info, namespace, name, opts=opts)
 
 

@@ -149,6 +149,9 @@ async def start(cfg: ServerConfig) -> RunningServer:
         token_issuer=issue_token,
         token_reviewer=authenticator.authenticate_token,
     )
+    from k3py.server import policy
+
+    policy.install(store=store, catalog=catalog, state=state)
     app = build_app(state)
     runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
     await runner.setup()

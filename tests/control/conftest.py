@@ -66,6 +66,8 @@ def make_cluster(
     kubelet_args: tuple[str, ...] = FAST_KUBELET_ARGS,
     **overrides: Any,
 ) -> ClusterHandle:
+    overrides.setdefault("disable_controller_manager", False)
+    overrides.setdefault("disable_scheduler", False)
     cfg = server_config(
         data_dir,
         simulate_nodes=nodes,

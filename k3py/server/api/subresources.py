@@ -8,7 +8,7 @@ import orjson
 from aiohttp import web
 
 from k3py.server import errors
-from k3py.server.api import encode, writes
+from k3py.server.api import encode, params, writes
 from k3py.server.api.negotiate import Output
 from k3py.server.api.requestinfo import RequestInfo
 from k3py.server.api.state import APIState
@@ -187,13 +187,16 @@ async def bind_pod(st: APIState, *, namespace: str, name: str, body: Obj, ctx: A
 async def eviction(request: web.Request, st: APIState, ri: RequestInfo, info: ResourceInfo, out: Output) -> web.StreamResponse:
     raw = await writes.read_body(request, st)
     body = writes._decode_object(raw, writes.media_type(request)) if raw.strip() else {}
-    opts = DeleteOptions()
     d = body.get("deleteOptions") or {}
+    dry = d.get("dryRun")
+    if dry and dry != ["All"]:
+        raise errors.bad_request(f'Invalid dryRun value {dry}: supported values: "All"')
+    opts = DeleteOptions(dry_run=params.dry_run(request.query) or bool(dry))
     if d.get("gracePeriodSeconds") is not None:
         opts.grace_period_seconds = int(d["gracePeriodSeconds"])
     checker = st.caches.get("eviction_check")
     if checker is not None:
-        await checker(ri.namespace, ri.name)
+        await checker(ri.namespace, ri.name, dry_run=opts.dry_run)
     await st.store.delete(info, ri.namespace, ri.name, opts=opts)
     return encode.json_response(encode.success_status(), status=201)
 
