@@ -605,7 +605,44 @@ def strategic_merge(original: dict[str, Any], patch: Any, schema: Schema | None)
             "into Go value of type map[string]interface {}"
         )
     try:
-        merged = _merge_map(clone(original), clone(patch), schema)
+        merged = _merge_map(_protect(clone(original)), clone(patch), schema)
     except SMPError as e:
         raise _to_api_error(e) from None
-    return _strip_directive_keys(merged)
+    return _unprotect(_strip_directive_keys(merged))
+
+
+_HIDDEN = "\x00"  # prefix no JSON key from a client carries through the merge
+
+
+def _is_directive(k: str) -> bool:
+    return (
+        k == DIRECTIVE
+        or k == RETAIN_KEYS
+        or k.startswith((SET_ELEMENT_ORDER, DELETE_FROM_PRIMITIVE_LIST))
+    )
+
+
+def _protect(obj: Any) -> Any:
+    """Keys of the *stored* object that look like directives (opaque data such as a
+    ControllerRevision's ``data``) are data, not instructions: hide them from the merge."""
+    if isinstance(obj, dict):
+        for k in [k for k in obj if _is_directive(k)]:
+            obj[_HIDDEN + k] = obj.pop(k)
+        for v in obj.values():
+            _protect(v)
+    elif isinstance(obj, list):
+        for v in obj:
+            _protect(v)
+    return obj
+
+
+def _unprotect(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        for k in [k for k in obj if k.startswith(_HIDDEN)]:
+            obj[k[len(_HIDDEN):]] = obj.pop(k)
+        for v in obj.values():
+            _unprotect(v)
+    elif isinstance(obj, list):
+        for v in obj:
+            _unprotect(v)
+    return obj

@@ -255,6 +255,7 @@ class ObjectStore:
         strategies.initial_status(
             info.group, info.kind, obj, has_status=info.has_status, custom=info.crd is not None
         )
+        strategies.template_generation(info.group, info.kind, obj, None)
         self._defaults(info, obj)
 
     # ---- updates -----------------------------------------------------------
@@ -325,6 +326,8 @@ class ObjectStore:
 
             defaults.prepare_for_update(info.group, info.kind, new, old)
         self._defaults(info, new)
+        if ctx.subresource != "status":
+            strategies.template_generation(info.group, info.kind, new, old)
         generation = int(old_meta.get("generation") or 1)
         if ctx.subresource != "status" and strategies.spec_changed(new, old):
             generation += 1

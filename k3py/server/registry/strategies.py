@@ -69,6 +69,29 @@ def initial_status(group: str, kind: str, obj: Obj, *, has_status: bool, custom:
         obj["status"] = {}
 
 
+DS_TEMPLATE_GENERATION = "deprecated.daemonset.template.generation"
+
+
+def template_generation(group: str, kind: str, obj: Obj, old: Obj | None) -> None:
+    """A DaemonSet's template generation (upstream's spec.templateGeneration, served in
+    apps/v1 as an annotation): 1 on create, +1 whenever the pod template changes."""
+    if (group, kind) != ("apps", "DaemonSet"):
+        return
+    ann = obj.setdefault("metadata", {}).setdefault("annotations", {})
+    if old is None:
+        ann[DS_TEMPLATE_GENERATION] = "1"
+        return
+    prev = ((old.get("metadata") or {}).get("annotations") or {}).get(DS_TEMPLATE_GENERATION)
+    try:
+        gen = int(prev or 0)
+    except ValueError:
+        gen = 0
+    old_tpl = (old.get("spec") or {}).get("template")
+    if (obj.get("spec") or {}).get("template") != old_tpl:
+        gen += 1
+    ann[DS_TEMPLATE_GENERATION] = str(max(gen, 1))
+
+
 def spec_changed(new: Obj, old: Obj) -> bool:
     """True when anything outside metadata and status differs (bumps generation)."""
     keys = (set(new) | set(old)) - {"metadata", "status", "apiVersion", "kind"}

@@ -301,3 +301,19 @@ def test_list_of_lists_is_422() -> None:
             {"reason": "UnexpectedServerResponse", "message": "lists of lists are not supported"}
         ]
     }
+
+
+def test_directive_keys_stored_in_opaque_data_are_left_alone() -> None:
+    # A ControllerRevision stores a template patch in `data`; patching the revision's
+    # labels must not interpret (or strip) the directives inside that data.
+    original = {
+        "metadata": {"name": "r", "labels": {"a": "1"}},
+        "data": {"spec": {"template": {"$patch": "replace", "spec": {"x": 1}}}},
+        "revision": 1,
+    }
+    out = strategic_merge(original, {"metadata": {"labels": {"b": "2"}}}, None)
+    assert out["data"] == original["data"]
+    assert out["metadata"]["labels"] == {"a": "1", "b": "2"}
+    # ... while directives in the patch still work.
+    out = strategic_merge(original, {"metadata": {"labels": {"$patch": "replace", "c": "3"}}}, None)
+    assert out["metadata"]["labels"] == {"c": "3"}
