@@ -277,7 +277,10 @@ class InProcessTransport:
             wait = left if wait is None else min(wait, left)
         if wait is None:
             return await it.__anext__()
-        return await asyncio.wait_for(it.__anext__(), timeout=wait)
+        # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that
+        # arrives as the inner call completes, and an informer being stopped then hangs.
+        async with asyncio.timeout(wait):
+            return await it.__anext__()
 
     # ---- writes --------------------------------------------------------------
 

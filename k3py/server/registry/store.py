@@ -301,7 +301,7 @@ class ObjectStore:
 
     def _prepare_update(self, info: ResourceInfo, obj: Obj, old: Obj, *, ctx: WriteContext) -> Obj:
         if ctx.subresource == "status":
-            new = strategies.status_only(obj, old)
+            new = strategies.status_only(obj, old, group=info.group, kind=info.kind)
         else:
             new = obj
             if info.has_status and ctx.subresource != "binding":
@@ -329,7 +329,9 @@ class ObjectStore:
         if ctx.subresource != "status":
             strategies.template_generation(info.group, info.kind, new, old)
         generation = int(old_meta.get("generation") or 1)
-        if ctx.subresource != "status" and strategies.spec_changed(new, old):
+        if ctx.subresource != "status" and strategies.spec_changed(
+            new, old, group=info.group, kind=info.kind
+        ):
             generation += 1
         meta["generation"] = generation
         return new

@@ -92,10 +92,18 @@ def template_generation(group: str, kind: str, obj: Obj, old: Obj | None) -> Non
     ann[DS_TEMPLATE_GENERATION] = str(max(gen, 1))
 
 
-def spec_changed(new: Obj, old: Obj) -> bool:
-    """True when anything outside metadata and status differs (bumps generation)."""
+def spec_changed(new: Obj, old: Obj, *, group: str = "", kind: str = "") -> bool:
+    """True when anything outside metadata and status differs (bumps generation).  A
+    Deployment's annotations count too: they are copied to its ReplicaSets (upstream)."""
     keys = (set(new) | set(old)) - {"metadata", "status", "apiVersion", "kind"}
-    return any(new.get(k) != old.get(k) for k in keys)
+    if any(new.get(k) != old.get(k) for k in keys):
+        return True
+    if (group, kind) == ("apps", "Deployment"):
+        return bool(
+            (new.get("metadata") or {}).get("annotations")
+            != (old.get("metadata") or {}).get("annotations")
+        )
+    return False
 
 
 def carry_status(new: Obj, old: Obj) -> None:
@@ -106,7 +114,12 @@ def carry_status(new: Obj, old: Obj) -> None:
         new.pop("status", None)
 
 
-def status_only(new: Obj, old: Obj) -> Obj:
+# Kinds whose status writes may change annotations (upstream's status strategies for
+# these reset spec and labels only: the Deployment controller records its revision so).
+_STATUS_KEEPS_ANNOTATIONS = {("apps", "Deployment")}
+
+
+def status_only(new: Obj, old: Obj, *, group: str = "", kind: str = "") -> Obj:
     """A write to ``/status``: everything but status comes from the stored object."""
     out = {k: v for k, v in old.items() if k != "status"}
     if "status" in new:
@@ -114,6 +127,8 @@ def status_only(new: Obj, old: Obj) -> Obj:
     meta = dict(new.get("metadata") or {})
     old_meta = old.get("metadata") or {}
     for f in _STATUS_RESET_META:
+        if f == "annotations" and (group, kind) in _STATUS_KEEPS_ANNOTATIONS:
+            continue
         if f in old_meta:
             meta[f] = old_meta[f]
         else:
