@@ -70,9 +70,10 @@ def server(config_path: str, **options: Any) -> None:
         timings_from_config(cfg)  # refuse unknown or malformed component settings up front
         toleration_seconds(cfg)
         if cfg.simulate_nodes:
-            from k3py.server.simnodes import parse_capacity
+            from k3py.server.simnodes import check_cidr_room, parse_capacity
 
             parse_capacity(cfg.simulate_node_capacity)
+            check_cidr_room(cfg)
     except (ValueError, OSError) as e:
         raise click.ClickException(str(e)) from e
     logging.basicConfig(

@@ -53,6 +53,15 @@ _CM_ARGS = {
     "job-pod-failure-backoff": "job_pod_failure_backoff",
     "job-pod-failure-backoff-max": "job_pod_failure_backoff_max",
 }
+# Settings read by the controllers themselves (``cfg.component_args``), accepted here.
+_CM_READ_BY_CONTROLLERS = {
+    "node-cidr-mask-size",
+    "node-cidr-mask-size-ipv4",
+    "node-cidr-mask-size-ipv6",
+    "terminated-pod-gc-threshold",
+    "secondary-node-eviction-rate",
+    "large-cluster-size-threshold",
+}
 _SCHED_ARGS = {
     "pod-initial-backoff-seconds": "scheduler_backoff_initial",
     "pod-max-backoff-seconds": "scheduler_backoff_max",
@@ -79,9 +88,12 @@ def timings_from_config(cfg: ServerConfig) -> tuple[Timings, bool, bool]:
             if key == "leader-elect" and which != "kubelet":
                 elect[which] = value.lower() not in ("false", "0", "no")
                 continue
+            if which == "kube-controller-manager" and key in _CM_READ_BY_CONTROLLERS:
+                continue
             attr = table.get(key)
             if attr is None:
-                raise ValueError(f"--{which}-arg: unknown setting {key!r} (known: {', '.join(sorted([*table, 'leader-elect']))})")  # fmt: skip
+                known = sorted([*table, "leader-elect", *(_CM_READ_BY_CONTROLLERS if which == "kube-controller-manager" else ())])
+                raise ValueError(f"--{which}-arg: unknown setting {key!r} (known: {', '.join(known)})")  # fmt: skip
             seconds = parse_duration(value)
             setattr(t, attr, int(seconds) if isinstance(getattr(t, attr), int) else seconds)
     if "node_lease_duration" in {_KUBELET_ARGS.get(k) for k in cfg.component_args("kubelet")}:

@@ -195,3 +195,15 @@ async def test_manager_runs_controllers_on_synced_caches(env: Env) -> None:
     assert {"default/before", "default/after"} <= set(ctrl.seen)
     await mgr.stop()
     assert mgr.get("counting") is None
+
+
+def test_simulated_fleet_must_fit_the_cluster_cidr() -> None:
+    from k3py.server.simnodes import check_cidr_room
+
+    check_cidr_room(ServerConfig(simulate_nodes=255))  # + the local node = 256 /24s
+    with pytest.raises(ValueError, match="holds 256 node ranges of /24, 1001 are needed"):
+        check_cidr_room(ServerConfig(simulate_nodes=1000))
+    check_cidr_room(ServerConfig(simulate_nodes=1000, cluster_cidr="10.64.0.0/14"))
+    check_cidr_room(
+        ServerConfig(simulate_nodes=1000, kube_controller_manager_arg=["node-cidr-mask-size=26"])
+    )
