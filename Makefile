@@ -40,6 +40,9 @@ test-unit: install
 test-api: install
 	$(BIN)/python -m pytest -q tests/api
 
+test-control: install
+	$(BIN)/python -m pytest -q tests/control
+
 lint: install
 	$(BIN)/ruff check k3py tests bench
 
@@ -49,6 +52,10 @@ typecheck: install
 bench: install
 	$(BIN)/python -m bench.bench_datastore
 	$(BIN)/python -m bench.bench_api
+	$(BIN)/python -m bench.bench_scheduler --nodes 1000 --pods 5000 --pending-first
+	$(BIN)/python -m bench.bench_deployment --replicas 1000 --nodes 100
+	$(BIN)/python -m bench.bench_nodes idle --nodes 1000 --seconds 300
+	$(BIN)/python -m bench.bench_nodes loss --timings short
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -9,6 +9,12 @@ while a watch counts pods that got ``spec.nodeName``.  Reports the time from the
 create to the last binding, pods bound/s over that span (the goal is 300), the bind rate
 once all creates were done, and the server's CPU time.  Every loop is bounded in count
 and time; all traffic goes to 127.0.0.1.
+
+``--pending-first`` measures the scheduler alone on a backlog, as the issue words it
+("5,000 pending pods"): the pods are created while the server runs with
+``--disable-scheduler``; the server is then restarted on the same data dir with its
+scheduler, and the span runs from the restarted server's /readyz to the last binding
+(it includes the scheduler's informer sync of every node and pod).
 """
 
 from __future__ import annotations
@@ -74,11 +80,17 @@ class Watcher:
         self.done = asyncio.Event()
         self.target = 0
 
-    async def run(self, session: aiohttp.ClientSession, srv: ServerProc, ns: str) -> None:
+    async def run(
+        self, session: aiohttp.ClientSession, srv: ServerProc, ns: str, *, from_start: bool = False
+    ) -> None:
+        """Count from now on; ``from_start``: also every pod already there (the watch's
+        synthetic ADDED events)."""
+        url = f"{srv.url}/api/v1/namespaces/{ns}/pods?watch=1"
         rv = ""
-        async with session.get(f"{srv.url}/api/v1/namespaces/{ns}/pods?limit=1") as r:
-            rv = orjson.loads(await r.read())["metadata"]["resourceVersion"]
-        url = f"{srv.url}/api/v1/namespaces/{ns}/pods?watch=1&resourceVersion={rv}"
+        if not from_start:
+            async with session.get(f"{srv.url}/api/v1/namespaces/{ns}/pods?limit=1") as r:
+                rv = orjson.loads(await r.read())["metadata"]["resourceVersion"]
+            url = f"{srv.url}/api/v1/namespaces/{ns}/pods?watch=1&resourceVersion={rv}"
         while not self.done.is_set():
             async with session.get(url, timeout=aiohttp.ClientTimeout(total=None)) as r:
                 async for line in r.content:
@@ -166,6 +178,87 @@ async def run(srv: ServerProc, args: argparse.Namespace) -> None:
         print(f"server CPU: {cpu1 - cpu0:.1f}s over {span:.1f}s ({(cpu1 - cpu0) / span * 100:.0f}% of one core); RSS {rss_mb(srv.proc.pid):.0f} MB")  # fmt: skip
 
 
+async def create_pods(session: aiohttp.ClientSession, srv: ServerProc, args: argparse.Namespace, ns: str) -> int:
+    async with session.post(
+        f"{srv.url}/api/v1/namespaces",
+        data=orjson.dumps({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
+        headers={"Content-Type": "application/json"},
+    ) as r:
+        await r.read()
+    todo = list(range(args.pods))
+    errors = 0
+    url = f"{srv.url}/api/v1/namespaces/{ns}/pods"
+
+    async def creator() -> None:
+        nonlocal errors
+        while todo:
+            body = orjson.dumps(pod(f"pod-{todo.pop():05d}", {"app": "bench-sched"}))
+            async with session.post(url, data=body, headers={"Content-Type": "application/json"}) as r:
+                await r.read()
+                errors += r.status != 201
+
+    await asyncio.gather(*(creator() for _ in range(args.clients)))
+    return errors
+
+
+async def wait_nodes(session: aiohttp.ClientSession, srv: ServerProc, n: int) -> None:
+    deadline = time.monotonic() + 300
+    while await count_nodes(session, srv) < n:
+        if time.monotonic() > deadline:
+            raise SystemExit("nodes did not register within 300 s")
+        await asyncio.sleep(0.5)
+
+
+def pending_first(args: argparse.Namespace, extra: list[str]) -> None:
+    ns = "bench-sched"
+    srv = start_server(extra=[*extra, "--disable-scheduler"])
+    data_dir = srv.data_dir
+
+    async def phase1() -> None:
+        conn = aiohttp.TCPConnector(ssl=srv.ssl_context(), limit=args.clients + 4)
+        async with aiohttp.ClientSession(connector=conn) as session:
+            if args.plain_nodes:
+                await make_nodes(session, srv, args.nodes)
+            await wait_nodes(session, srv, args.nodes)
+            errors = await create_pods(session, srv, args, ns)
+            print(f"backlog: {args.pods - errors} pending pods created ({errors} errors), scheduler off")
+
+    try:
+        asyncio.run(phase1())
+    finally:
+        srv.stop()
+    t_start = time.perf_counter()
+    srv = start_server(data_dir, extra=extra)
+    t_ready = time.perf_counter()
+
+    async def phase2() -> None:
+        conn = aiohttp.TCPConnector(ssl=srv.ssl_context(), limit=8)
+        async with aiohttp.ClientSession(connector=conn) as session:
+            cpu0 = cpu_seconds(srv.proc.pid)
+            watcher = Watcher()
+            watcher.target = args.pods
+            task = asyncio.create_task(watcher.run(session, srv, ns, from_start=True))
+            try:
+                await asyncio.wait_for(watcher.done.wait(), args.timeout)
+            except TimeoutError:
+                print(f"timed out: {len(watcher.bound)}/{args.pods} bound after {args.timeout}s")
+            task.cancel()
+            n = len(watcher.bound)
+            t_end = watcher.last_bound or time.perf_counter()
+            cpu1 = cpu_seconds(srv.proc.pid)
+            span = t_end - t_ready
+            rate = n / span if span > 0 else 0.0
+            print(f"nodes {args.nodes} ({'plain Node objects' if args.plain_nodes else 'simulated'}), pending pods {args.pods}")
+            print(f"server restart to /readyz: {t_ready - t_start:.2f}s; /readyz -> all bound: {span:.2f}s ({n} bound)")
+            print(f"pods bound/s: {rate:.0f}  (goal {GOAL:.0f}/s: ratio {rate / GOAL:.2f})")
+            print(f"server CPU: {cpu1 - cpu0:.1f}s over {span:.1f}s ({(cpu1 - cpu0) / span * 100:.0f}% of one core); RSS {rss_mb(srv.proc.pid):.0f} MB")  # fmt: skip
+
+    try:
+        asyncio.run(phase2())
+    finally:
+        srv.stop()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--nodes", type=int, default=1000)
@@ -175,12 +268,16 @@ def main() -> None:
     ap.add_argument("--settle", type=float, default=5.0)
     ap.add_argument("--cluster-cidr", default="10.64.0.0/12")
     ap.add_argument("--plain-nodes", action="store_true", help="create Node objects, no kubelet")
+    ap.add_argument("--pending-first", action="store_true", help="time the scheduler on a backlog of pending pods")
     args = ap.parse_args()
     extra = [] if args.plain_nodes else ["--simulate-nodes", str(args.nodes)]
     if not args.plain_nodes:
         # the default 10.42.0.0/16 holds 256 node /24s; 10.64.0.0/12 holds 4,096 (and
         # overlaps neither it nor the service CIDR 10.43.0.0/16)
         extra += ["--cluster-cidr", args.cluster_cidr]
+    if args.pending_first:
+        pending_first(args, extra)
+        return
     srv = start_server(extra=extra)
     try:
         asyncio.run(run(srv, args))

@@ -8,6 +8,7 @@ Timings come from ``--kube-controller-manager-arg``, ``--kube-scheduler-arg`` an
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import importlib
 import logging
@@ -135,6 +136,11 @@ class ControlPlane:
     simulated: Any  # k3py.server.simnodes.SimulatedNodes | None
 
     async def stop(self) -> None:
+        starting = getattr(self.simulated, "start_task", None)
+        if starting is not None and not starting.done():
+            starting.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await starting
         for part in (self.simulated, self.scheduler, self.controllers):
             if part is not None:
                 with contextlib.suppress(Exception):
@@ -210,7 +216,10 @@ async def start_control_plane(cfg: ServerConfig, transport: Transport) -> Contro
             timings=timings,
             sink=sink,
         )
-        await simulated.start()
+        # In the background: a fleet's registration must not hold up the API's readiness.
+        simulated.start_task = asyncio.get_running_loop().create_task(
+            simulated.start(), name="simulated-nodes-start"
+        )
     return ControlPlane(
         client=client, sink=sink, timings=timings, controllers=controllers,
         scheduler=scheduler, simulated=simulated,

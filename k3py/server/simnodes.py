@@ -433,6 +433,7 @@ class SimulatedNodes:
         self._pod_workers = pod_workers
         self._node_workers = node_workers
         self._tasks: list[asyncio.Task[None]] = []
+        self.start_task: asyncio.Task[None] | None = None  # set by the control plane
         self._deleting_seen: dict[str, float] = {}  # pod uid -> wall time first seen deleting
         self._killed: set[str] = set()  # pod uids with Killing events recorded
         self._started_events: set[str] = set()
@@ -450,7 +451,7 @@ class SimulatedNodes:
         self.pod_informer.add_handler(
             on_add=self._on_pod, on_update=lambda _o, p: self._on_pod(p),
             on_delete=self._on_pod_delete,
-        )  # fmt: skip
+readonly=True,)  # fmt: skip
         self.node_informer.start()
         self.pod_informer.start()
         async with asyncio.timeout(60):

@@ -397,7 +397,10 @@ class DaemonSetController(Controller):
             on_add=self.enqueue, on_update=self._set_updated, on_delete=self._set_deleted
         )
         self.pods.add_handler(
-            on_add=self._pod_added, on_update=self._pod_updated, on_delete=self._pod_deleted
+            on_add=self._pod_added,
+            on_update=self._pod_updated,
+            on_delete=self._pod_deleted,
+            readonly=True,
         )
         self.nodes.add_handler(
             on_add=lambda _n: self._enqueue_all(),

@@ -120,6 +120,7 @@ class DisruptionController(Controller):
             on_add=self._pod_changed,
             on_update=lambda _old, new: self._pod_changed(new),
             on_delete=self._pod_changed,
+            readonly=True,
         )
 
     async def started(self) -> None:

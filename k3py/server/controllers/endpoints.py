@@ -329,6 +329,7 @@ class _ServiceKeyed(Controller):
             on_add=self._pod_changed,
             on_update=self._pod_updated,
             on_delete=self._pod_deleted,
+            readonly=True,
         )
         self.written = _Written()
         self._slim: dict[str, tuple[str, Obj]] = {}  # pod key -> (resourceVersion, slim pod)

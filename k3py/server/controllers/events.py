@@ -164,8 +164,13 @@ class EventRecorder:
     def event(self, obj: Obj, etype: str, reason: str, message: str) -> None:
         self.sink.push(
             _Pending(
-                ref=object_reference(obj), etype=etype, reason=reason, message=message[:1024],
-                at=self.sink.clock(), component=self.component, host=self.host,
+                ref=object_reference(obj),
+                etype=etype,
+                reason=reason,
+                message=message[:1024],
+                at=self.sink.clock(),
+                component=self.component,
+                host=self.host,
             )  # fmt: skip
         )
 

@@ -189,6 +189,7 @@ class GarbageCollector(Controller):
             on_add=lambda o: self.observe(o, res),
             on_update=lambda _o, n: self.observe(n, res),
             on_delete=self.forget,
+            readonly=True,
         )
 
     def _monitor(self, res: Resource) -> Informer:

@@ -569,7 +569,10 @@ class JobController(Controller):
             on_add=self._job_added, on_update=self._job_updated, on_delete=self._job_deleted
         )
         self.pods.add_handler(
-            on_add=self._pod_added, on_update=self._pod_updated, on_delete=self._pod_deleted
+            on_add=self._pod_added,
+            on_update=self._pod_updated,
+            on_delete=self._pod_deleted,
+            readonly=True,
         )
 
     async def started(self) -> None:

@@ -183,7 +183,9 @@ class NodeLifecycleController(Controller):
         self.leases.add_handler(
             on_add=self._on_lease, on_update=lambda _o, lease: self._on_lease(lease)
         )
-        self.pods.add_handler(on_add=self._on_pod, on_update=lambda _o, p: self._on_pod(p))
+        self.pods.add_handler(
+            on_add=self._on_pod, on_update=lambda _o, p: self._on_pod(p), readonly=True
+        )
 
     async def started(self) -> None:
         now = time.monotonic()
@@ -434,6 +436,7 @@ class TaintEvictionController(Controller):
             on_add=self._on_pod,
             on_update=lambda _o, p: self._on_pod(p),
             on_delete=lambda p: self.marked.discard(key_of(p)),
+            readonly=True,
         )
 
     async def started(self) -> None:
@@ -538,7 +541,10 @@ class PodGCController(Controller):
         self.unscheduled_deleting: set[str] = set()
         self.nodes.add_handler(on_delete=lambda n: self.queue.add("gc"))
         self.pods.add_handler(
-            on_add=self._track, on_update=lambda _o, p: self._track(p), on_delete=self._untrack
+            on_add=self._track,
+            on_update=lambda _o, p: self._track(p),
+            on_delete=self._untrack,
+            readonly=True,
         )
 
     def _track(self, pod: Obj) -> None:

@@ -488,7 +488,10 @@ class SlimPods:
     def attach(self, informer: Any) -> None:
         """Follow ``informer`` (add this before handlers that read from here)."""
         informer.add_handler(
-            on_add=self.put, on_update=lambda _old, new: self.put(new), on_delete=self.remove
+            on_add=self.put,
+            on_update=lambda _old, new: self.put(new),
+            on_delete=self.remove,
+            readonly=True,
         )
 
     def put(self, pod: Obj) -> None:
@@ -524,7 +527,9 @@ class SharedPodEvents:
     def __init__(self, informer: Any) -> None:
         self.slim = SlimPods()
         self._subs: list[tuple[Any, Any, Any]] = []
-        informer.add_handler(on_add=self._add, on_update=self._update, on_delete=self._delete)
+        informer.add_handler(
+            on_add=self._add, on_update=self._update, on_delete=self._delete, readonly=True
+        )
 
     def subscribe(
         self,

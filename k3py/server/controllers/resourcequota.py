@@ -615,7 +615,9 @@ class ResourceQuotaController(Controller):
         self.watched = {gr: self.ctx.informer(res) for gr, res in WATCHED.items()}
         for gr, inf in self.watched.items():
             inf.add_handler(
-                on_update=self._on_update(evaluator_for(*gr)), on_delete=self._replenish
+                on_update=self._on_update(evaluator_for(*gr)),
+                on_delete=self._replenish,
+                readonly=True,
             )
 
     def _quota_updated(self, old: Obj, new: Obj) -> None:
@@ -627,6 +629,8 @@ class ResourceQuotaController(Controller):
 
     def _on_update(self, ev: Evaluator) -> Callable[[Obj, Obj], None]:
         def handler(old: Obj, new: Obj) -> None:
+            if not self.quotas.cache.index_keys("namespace", meta(new).get("namespace") or ""):
+                return  # no quota in this namespace: nothing to recompute
             now = self.ctx.clock()
             if not equals(ev.usage(old, now), ev.usage(new, now)):
                 self._replenish(new)

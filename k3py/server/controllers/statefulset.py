@@ -692,6 +692,7 @@ class StatefulSetController(Controller):
             on_add=self._pod_changed,
             on_update=self._pod_updated,
             on_delete=self._pod_changed,
+            readonly=True,
         )
         self.revisions.add_handler(
             on_add=self._owned_changed,

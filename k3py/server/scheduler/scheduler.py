@@ -90,7 +90,10 @@ class Scheduler(Controller):
     def setup(self) -> None:
         ctx = self.ctx
         ctx.informer(PODS).add_handler(
-            on_add=self._pod_added, on_update=self._pod_updated, on_delete=self._pod_deleted
+            on_add=self._pod_added,
+            on_update=self._pod_updated,
+            on_delete=self._pod_deleted,
+            readonly=True,
         )
         ctx.informer(NODES).add_handler(
             on_add=self._node_set, on_update=lambda _o, n: self._node_set(n),
