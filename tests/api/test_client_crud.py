@@ -163,23 +163,25 @@ def test_service_node_port_allocation_and_conflict(core_v1: Any, ns: str) -> Non
 # ---- Deployments -----------------------------------------------------------------
 
 
-def test_deployment_generation_only_on_spec_change(apps_v1: Any, ns: str) -> None:
+def test_deployment_generation_on_spec_and_annotation_changes(apps_v1: Any, ns: str) -> None:
     d = apps_v1.create_namespaced_deployment(ns, _deployment("gen"))
     assert d.metadata.generation == 1
     assert d.spec.strategy.type == "RollingUpdate"
     assert d.spec.revision_history_limit == 10
     d = apps_v1.patch_namespaced_deployment("gen", ns, {"metadata": {"labels": {"tier": "x"}}})
     assert d.metadata.generation == 1
+    # Upstream's deployment strategy bumps generation on annotation changes too (they
+    # are copied to the ReplicaSets).
     d = apps_v1.patch_namespaced_deployment("gen", ns, {"metadata": {"annotations": {"a": "b"}}})
-    assert d.metadata.generation == 1
-    d = apps_v1.patch_namespaced_deployment("gen", ns, {"spec": {"replicas": 3}})
     assert d.metadata.generation == 2
+    d = apps_v1.patch_namespaced_deployment("gen", ns, {"spec": {"replicas": 3}})
+    assert d.metadata.generation == 3
     d.spec.template.spec.containers[0].image = "busybox:1.37"
     d = apps_v1.replace_namespaced_deployment("gen", ns, d)
-    assert d.metadata.generation == 3
+    assert d.metadata.generation == 4
     # Writing the same spec again changes nothing.
     d = apps_v1.replace_namespaced_deployment("gen", ns, d)
-    assert d.metadata.generation == 3
+    assert d.metadata.generation == 4
 
 
 def test_deployment_status_subresource_split(apps_v1: Any, ns: str) -> None:
