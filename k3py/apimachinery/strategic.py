@@ -23,6 +23,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
+
 from k3py.apimachinery.gofmt import go_type_name, go_value
 from k3py.apimachinery.jsoncopy import clone
 from k3py.apimachinery.jsonpatch import json_kind, rejected
@@ -566,13 +568,7 @@ def _merge_map(
 
 def _strip_directive_keys(obj: Any) -> Any:
     if isinstance(obj, dict):
-        for k in [
-            k
-            for k in obj
-            if k == DIRECTIVE
-            or k == RETAIN_KEYS
-            or k.startswith((SET_ELEMENT_ORDER, DELETE_FROM_PRIMITIVE_LIST))
-        ]:
+        for k in [k for k in obj if _is_directive(k)]:
             del obj[k]
         for v in obj.values():
             _strip_directive_keys(v)
@@ -604,11 +600,15 @@ def strategic_merge(original: dict[str, Any], patch: Any, schema: Schema | None)
             f"json: cannot unmarshal {json_kind(patch)} "
             "into Go value of type map[string]interface {}"
         )
+    # Stored objects almost never hold "$"-keys: look for them in C before walking.
+    hidden = b'"$' in orjson.dumps(original)
+    base = _protect(clone(original)) if hidden else clone(original)
     try:
-        merged = _merge_map(_protect(clone(original)), clone(patch), schema)
+        merged = _merge_map(base, clone(patch), schema)
     except SMPError as e:
         raise _to_api_error(e) from None
-    return _unprotect(_strip_directive_keys(merged))
+    merged = _strip_directive_keys(merged)
+    return _unprotect(merged) if hidden else merged
 
 
 _HIDDEN = "\x00"  # prefix no JSON key from a client carries through the merge

@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
 import hashlib
 import ipaddress
 import logging
@@ -68,7 +67,14 @@ from k3py.client import (
 )
 from k3py.client.resources import LEASES, NODES, PODS
 from k3py.config import parse_duration
-from k3py.server.controllers.base import Timings, get_condition, set_condition
+from k3py.server.controllers.base import (
+    Timings,
+    get_condition,
+    micro_time,
+    parse_time,
+    rfc3339,
+    set_condition,
+)
 from k3py.server.controllers.events import EventRecorder, EventSink
 
 Obj = dict[str, Any]
@@ -128,23 +134,6 @@ def parse_capacity(text: str) -> dict[str, str]:
 # ---- small helpers --------------------------------------------------------------------
 
 
-def _rfc3339(t: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
-
-
-def _micro(t: float) -> str:
-    return dt.datetime.fromtimestamp(t, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def _parse_time(s: Any) -> float | None:
-    if not isinstance(s, str) or not s:
-        return None
-    try:
-        return dt.datetime.fromisoformat(s.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
-
-
 def _duration(text: Any, *, default: float = 0.0) -> float:
     if not isinstance(text, str) or not text.strip():
         return default
@@ -195,7 +184,7 @@ class Run:
 
 def _terminated(code: int, *, started: float, finished: float) -> Obj:
     return {"terminated": {"exitCode": code, "reason": "Completed" if code == 0 else "Error",
-                           "startedAt": _rfc3339(started), "finishedAt": _rfc3339(finished)}}  # fmt: skip
+                           "startedAt": rfc3339(started), "finishedAt": rfc3339(finished)}}  # fmt: skip
 
 
 def container_run(pod: Obj, *, start: float, now: float) -> Run:
@@ -210,7 +199,7 @@ def container_run(pod: Obj, *, start: float, now: float) -> Run:
     policy = (pod.get("spec") or {}).get("restartPolicy") or "Always"
     d = _duration(ann.get(ANN_DURATION))
     code = _exit_code(ann.get(ANN_EXIT_CODE))
-    running = {"running": {"startedAt": _rfc3339(start)}}
+    running = {"running": {"startedAt": rfc3339(start)}}
     restarting = (policy == "OnFailure" and code != 0) or (policy == "Always" and ANN_EXIT_CODE in ann)  # fmt: skip
     if policy == "Always" and not restarting:
         return Run("Running", running, {}, 0, True, None)
@@ -224,7 +213,7 @@ def container_run(pod: Obj, *, start: float, now: float) -> Run:
         end = t + d
         if now < end:
             last = {} if k == 0 else _terminated(code, started=prev, finished=prev + d)
-            state = {"running": {"startedAt": _rfc3339(t)}}
+            state = {"running": {"startedAt": rfc3339(t)}}
             return Run("Running", state, last, k, True, end - now + 0.01)
         wait = 0.0 if k == 0 else min(BACKOFF_INITIAL * 2 ** (k - 1), BACKOFF_MAX)
         if now < end + wait:
@@ -585,7 +574,7 @@ readonly=True,)  # fmt: skip
         """The status the kubelet posts; heartbeats stay as they were (the caller bumps
         them when a post is due)."""
         old = old or {}
-        ts = _rfc3339(now)
+        ts = rfc3339(now)
         status: Obj = {
             "capacity": dict(self.capacity),
             "allocatable": dict(self.capacity),
@@ -668,7 +657,7 @@ readonly=True,)  # fmt: skip
         if not due and all(old.get(k) == v for k, v in desired.items()):
             return max(1.0, st.next_report - time.monotonic())
         for c in desired["conditions"]:
-            c["lastHeartbeatTime"] = _rfc3339(now)
+            c["lastHeartbeatTime"] = rfc3339(now)
         node["status"] = desired
         await self.client.update_status(NODES, node)
         spread = 0.5 if st.next_report == 0.0 else 0.9  # the first post after a restart: spread
@@ -702,7 +691,7 @@ readonly=True,)  # fmt: skip
     async def _renew(self, st: _Node, *, retry: bool = True) -> None:
         if not st.active or not st.uid:
             return
-        now = _micro(time.time())
+        now = micro_time(time.time())
         lease = st.lease
         if lease is None:
             lease = await self.client.get_or_none(LEASES, st.name, namespace=LEASE_NAMESPACE)
@@ -802,7 +791,7 @@ readonly=True,)  # fmt: skip
                    f"{_shown(resource, req)}, used: {_shown(resource, used)}, capacity: {_shown(resource, cap)}")  # fmt: skip
         status = pod.setdefault("status", {})
         status.update(
-            phase="Failed", reason=reason, message=message, startTime=_rfc3339(time.time())
+            phase="Failed", reason=reason, message=message, startTime=rfc3339(time.time())
         )
         await self.client.update_status(PODS, pod)
         self.status_writes += 1
@@ -831,9 +820,9 @@ readonly=True,)  # fmt: skip
         """The kubelet's view of a pod; (status, seconds until it changes by itself)."""
         spec = pod.get("spec") or {}
         old = pod.get("status") or {}
-        ts = _rfc3339(now)
+        ts = rfc3339(now)
         start_s = old.get("startTime") or ts
-        start = _parse_time(start_s) or now
+        start = parse_time(start_s) or now
         status: Obj = dict(old)
         status["conditions"] = [dict(c) for c in old.get("conditions") or []]
         status["hostIP"] = st.ip
@@ -948,7 +937,7 @@ readonly=True,)  # fmt: skip
         if isinstance(grace, int):
             delay = min(delay, float(grace))
         finish = seen + delay
-        requested_end = _parse_time(meta.get("deletionTimestamp"))
+        requested_end = parse_time(meta.get("deletionTimestamp"))
         if requested_end is not None:
             finish = min(finish, requested_end)  # the grace period ran out while we were away
         left = finish - time.time()
@@ -970,12 +959,12 @@ readonly=True,)  # fmt: skip
         status = pod.setdefault("status", {})
         now = time.time()
         for cs in status.get("containerStatuses") or []:
-            started = _parse_time(((cs.get("state") or {}).get("running") or {}).get("startedAt")) or now  # fmt: skip
+            started = parse_time(((cs.get("state") or {}).get("running") or {}).get("startedAt")) or now  # fmt: skip
             cs["state"] = _terminated(143, started=started, finished=now)
             cs["ready"] = False
             cs["started"] = False
         status["phase"] = "Failed"
-        ts = _rfc3339(now)
+        ts = rfc3339(now)
         for ctype in ("Ready", "ContainersReady", "PodReadyToStartContainers"):
             if get_condition(status, ctype) is not None:
                 set_condition(status, {"type": ctype, "status": "False"}, now=ts)

@@ -222,13 +222,21 @@ def every(seconds: float, fn: Callable[[], Any], *, name: str) -> asyncio.Task[N
 # ---- object helpers ------------------------------------------------------------------
 
 
-def rfc3339(t: dt.datetime) -> str:
-    return t.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+def rfc3339(t: dt.datetime | float) -> str:
+    """``2026-11-22T08:00:00Z`` of a datetime or of seconds since the epoch."""
+    if isinstance(t, dt.datetime):
+        return t.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
 
 
-def parse_time(s: str | None) -> float | None:
+def micro_time(t: float) -> str:
+    """A MicroTime (Lease renewTime): RFC 3339 with microseconds."""
+    return dt.datetime.fromtimestamp(t, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_time(s: Any) -> float | None:
     """Seconds since the epoch of an RFC 3339 timestamp (None for None/garbage)."""
-    if not s:
+    if not isinstance(s, str) or not s:
         return None
     try:
         return dt.datetime.fromisoformat(s.replace("Z", "+00:00")).timestamp()

@@ -22,6 +22,7 @@ from typing import Any
 
 from k3py.client import Client, NotFound
 from k3py.client.resources import EVENTS
+from k3py.server.controllers.base import rfc3339
 
 Obj = dict[str, Any]
 log = logging.getLogger("k3py.events")
@@ -116,7 +117,7 @@ class EventSink:
         ns = p.ref.get("namespace") or "default"
         ident = p.ref.get("uid") or f"{ns}/{p.ref.get('kind')}/{p.ref.get('name')}"
         key = (ident, p.etype, p.reason, p.message)
-        ts = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(p.at))
+        ts = rfc3339(p.at)
         seen = self._seen.get(key)
         if seen is not None and p.at - seen[3] < self.aggregate_window:
             ens, ename, count, first = seen

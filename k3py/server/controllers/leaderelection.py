@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
 import logging
 import math
 import time
@@ -22,13 +21,10 @@ from typing import Any
 
 from k3py.client import AlreadyExists, ApiError, Client, Conflict, NotFound
 from k3py.client.resources import LEASES
+from k3py.server.controllers.base import micro_time
 
 Obj = dict[str, Any]
 log = logging.getLogger("k3py.leader")
-
-
-def _micro(t: float) -> str:
-    return dt.datetime.fromtimestamp(t, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 class LeaderElector:
@@ -98,7 +94,7 @@ class LeaderElector:
                 return
 
     def _spec(self, old: Obj | None) -> Obj:
-        now = _micro(self.clock())
+        now = micro_time(self.clock())
         spec = dict(old or {})
         if spec.get("holderIdentity") != self.identity:
             spec["acquireTime"] = now
