@@ -69,6 +69,7 @@ from k3py.client.resources import LEASES, NODES, PODS
 from k3py.config import parse_duration
 from k3py.server.controllers.base import (
     Timings,
+    cancel_tasks,
     get_condition,
     micro_time,
     parse_time,
@@ -461,12 +462,7 @@ readonly=True,)  # fmt: skip
     async def stop(self) -> None:
         self.node_queue.shut_down()
         self.pod_queue.shut_down()
-        for t in self._tasks:
-            t.cancel()
-        for t in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await t
-        self._tasks.clear()
+        await cancel_tasks(self._tasks)
         await self.node_informer.stop()
         await self.pod_informer.stop()
 

@@ -195,12 +195,19 @@ class Controller:
 
     async def stop(self) -> None:
         self.queue.shut_down()
-        for t in self._tasks:
-            t.cancel()
-        for t in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await t
-        self._tasks.clear()
+        await cancel_tasks(self._tasks)
+
+
+async def cancel_tasks(tasks: list[asyncio.Task[Any]] | set[asyncio.Task[Any]]) -> None:
+    """Cancel ``tasks``, wait for each to end (whatever it raised), and empty the
+    collection."""
+    todo = list(tasks)
+    for t in todo:
+        t.cancel()
+    for t in todo:
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await t
+    tasks.clear()
 
 
 def every(seconds: float, fn: Callable[[], Any], *, name: str) -> asyncio.Task[None]:

@@ -39,7 +39,7 @@ from k3py.client.resources import (
     SERVICES,
     STATEFULSETS,
 )
-from k3py.server.controllers.base import Context, Controller, every
+from k3py.server.controllers.base import Context, Controller, cancel_tasks, every
 from k3py.server.scheduler.cache import Cache
 from k3py.server.scheduler.framework import Algorithm, FitError
 from k3py.server.scheduler.podinfo import DEFAULT_SCHEDULER, PodInfo
@@ -152,12 +152,7 @@ class Scheduler(Controller):
 
     async def stop(self) -> None:
         await super().stop()
-        for t in list(self._side):
-            t.cancel()
-        for t in list(self._side):
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await t
-        self._side.clear()
+        await cancel_tasks(self._side)
 
     async def reconcile(self, key: str) -> float | None:  # unused: the loop is ours
         return None
