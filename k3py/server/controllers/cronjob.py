@@ -17,7 +17,6 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import logging
-from typing import Any
 
 from k3py.apimachinery import cron
 from k3py.client import CRONJOBS, JOBS, AlreadyExists, NotFound, key_for
@@ -39,14 +38,6 @@ log = logging.getLogger("k3py.controllers.cronjob")
 
 SCHEDULED_TIMESTAMP = "batch.kubernetes.io/cronjob-scheduled-timestamp"
 OWNER_NAME = "cronjob-owner"  # job index: "ns/name" of the controlling CronJob
-
-
-def _component_recorder(recorder: Any, component: str) -> Any:
-    """Events under upstream's source name (``From: cronjob-controller``), same sink."""
-    sink = getattr(recorder, "sink", None)
-    if sink is None or not hasattr(sink, "recorder"):
-        return recorder
-    return sink.recorder(component, host=getattr(recorder, "host", ""))
 
 
 def _owner_key(job: Obj) -> list[str]:
@@ -113,7 +104,7 @@ class CronJobController(Controller):
 
     def __init__(self, ctx: Context) -> None:
         super().__init__(ctx)
-        self.recorder = _component_recorder(self.recorder, "cronjob-controller")
+        self.recorder = self.recorder.for_component("cronjob-controller")
         self.default_zone = cron.local_zone()  # schedules without timeZone: "Local"
 
     def setup(self) -> None:

@@ -50,7 +50,6 @@ from k3py.server.controllers.podcontrol import (
     FreshObjects,
     by_controller,
     claim,
-    component_recorder,
     controller_ref_for,
     labels_of,
     name_of,
@@ -498,7 +497,7 @@ class DeploymentController(Controller):
     workers = 4
 
     def setup(self) -> None:
-        self.recorder = component_recorder(self.recorder, "deployment-controller")
+        self.recorder = self.recorder.for_component("deployment-controller")
         self.deployments = self.ctx.informer(DEPLOYMENTS)
         self.rss = self.ctx.informer(REPLICASETS, indexers={CONTROLLER_INDEX: by_controller})
         self.pods = self.ctx.informer(PODS)

@@ -162,6 +162,11 @@ class EventRecorder:
         self.component = component
         self.host = host
 
+    def for_component(self, component: str) -> EventRecorder:
+        """The same sink under another source name (``kubectl describe`` shows
+        ``From: replicaset-controller``, as upstream's per-controller recorders)."""
+        return EventRecorder(self.sink, component=component, host=self.host)
+
     def event(self, obj: Obj, etype: str, reason: str, message: str) -> None:
         self.sink.push(
             _Pending(

@@ -30,7 +30,6 @@ import copy
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
 
 from k3py.apimachinery.selectors import from_label_selector
 from k3py.client import JOBS, PODS, AlreadyExists, NotFound, WorkQueue, key_for, process
@@ -520,14 +519,6 @@ def past_backoff_limit_on_failure(job: Obj, pods: list[Obj]) -> bool:
 # ---- the controller ----------------------------------------------------------------------------
 
 
-def _component_recorder(recorder: Any, component: str) -> Any:
-    """Events under upstream's source name (``From: job-controller``), same sink."""
-    sink = getattr(recorder, "sink", None)
-    if sink is None or not hasattr(sink, "recorder"):
-        return recorder
-    return sink.recorder(component, host=getattr(recorder, "host", ""))
-
-
 def _owner_uid(obj: Obj) -> list[str]:
     """Pods by the uid of their controlling Job; orphans under ``orphan/<namespace>``."""
     ref = controller_ref(obj)
@@ -544,19 +535,13 @@ class JobController(Controller):
     name = "job"
     workers = 4
     batch_period = 1.0  # upstream's syncJobBatchPeriod: pod events are batched this long
-    pod_failure_backoff = 10.0  # DefaultJobPodFailureBackOff
-    pod_failure_backoff_max = 600.0  # MaxJobPodFailureBackOff
 
     def __init__(self, ctx: Context) -> None:
         super().__init__(ctx)
-        t = ctx.timings
-        self.pod_failure_backoff = float(
-            getattr(t, "job_pod_failure_backoff", self.pod_failure_backoff)
-        )
-        self.pod_failure_backoff_max = float(
-            getattr(t, "job_pod_failure_backoff_max", self.pod_failure_backoff_max)
-        )
-        self.recorder = _component_recorder(self.recorder, "job-controller")
+        # upstream's DefaultJobPodFailureBackOff / MaxJobPodFailureBackOff, from Timings
+        self.pod_failure_backoff = ctx.timings.job_pod_failure_backoff
+        self.pod_failure_backoff_max = ctx.timings.job_pod_failure_backoff_max
+        self.recorder = self.recorder.for_component("job-controller")
         self.expectations = Expectations()
         self.rm_finalizers: dict[str, set[str]] = {}  # job key -> pod uids
         self.backoffs: dict[str, BackoffRecord] = {}

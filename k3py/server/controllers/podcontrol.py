@@ -105,15 +105,6 @@ def controller_ref_for(owner: Obj, *, res: Resource) -> Obj:
     }
 
 
-def component_recorder(recorder: Any, component: str) -> Any:
-    """The recorder under upstream's per-controller source name (``kubectl describe``
-    shows ``From: replicaset-controller``), sharing the same sink."""
-    sink = getattr(recorder, "sink", None)
-    if sink is None or not hasattr(sink, "recorder"):
-        return recorder
-    return sink.recorder(component, host=getattr(recorder, "host", ""))
-
-
 # ---- pods from templates ------------------------------------------------------------
 
 
@@ -622,7 +613,6 @@ __all__ = [
     "SlimPods",
     "by_controller",
     "claim",
-    "component_recorder",
     "controller_ref_for",
     "orphan_key",
     "owner_alive_check",

@@ -47,7 +47,6 @@ from k3py.server.controllers.podcontrol import (
     PodControl,
     by_controller,
     claim,
-    component_recorder,
     controller_ref_for,
     labels_of,
     orphan_key,
@@ -113,7 +112,7 @@ class ReplicaSetController(Controller):
     component: ClassVar[str] = "replicaset-controller"
 
     def setup(self) -> None:
-        self.recorder = component_recorder(self.recorder, self.component)
+        self.recorder = self.recorder.for_component(self.component)
         self.owners = self.ctx.informer(self.res, indexers={CONTROLLER_INDEX: by_controller})
         self.pods = self.ctx.informer(PODS)
         events = shared_pod_events(self.pods)
