@@ -12,6 +12,7 @@ with ``stop_server_thread``.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import time
@@ -21,10 +22,16 @@ from typing import Any
 
 import pytest
 
+from k3py.server.controllers.base import Context, Informers
+from k3py.server.controllers.manager import Manager
 from tests.conftest import ServerHandle, server_config, start_server_thread, stop_server_thread
 
 # Short timings so node loss, back-off and leases play out in seconds.
-FAST_CM_ARGS = ("node-monitor-period=0.5s", "node-monitor-grace-period=4s", "node-eviction-rate=100")
+FAST_CM_ARGS = (
+    "node-monitor-period=0.5s",
+    "node-monitor-grace-period=4s",
+    "node-eviction-rate=100",
+)
 FAST_SCHED_ARGS = ("pod-initial-backoff-seconds=0.2", "pod-max-backoff-seconds=1")
 FAST_KUBELET_ARGS = ("node-lease-duration-seconds=4",)
 
@@ -41,7 +48,9 @@ class ClusterHandle(ServerHandle):
             if last:
                 return last
             time.sleep(every)
-        raise AssertionError(f"timed out after {timeout}s waiting for {what or pred}; last: {last!r}")
+        raise AssertionError(
+            f"timed out after {timeout}s waiting for {what or pred}; last: {last!r}"
+        )
 
     def get_json(self, *args: str) -> Any:
         """``kubectl get ... -o json`` parsed."""
@@ -54,6 +63,33 @@ class ClusterHandle(ServerHandle):
     @property
     def simulated(self) -> Any:
         return self.running.control.simulated
+
+
+def start_only(h: ServerHandle, factories: list[Any]) -> Manager:
+    """Run just ``factories`` (no leader election) against the server in ``h``."""
+    cp = h.running.control
+    cfg = h.running.config
+
+    async def go() -> Manager:
+        mgr = Manager(
+            name="test-controllers",
+            make_context=lambda inf: Context(
+                client=cp.client,
+                informers=inf,
+                recorder=cp.sink.recorder("test"),
+                timings=cp.timings,
+                config=cfg,
+            ),  # fmt: skip
+            factories=factories,
+            elector=None,
+            informers=lambda: Informers(cp.client),
+        )
+        mgr.start()
+        await asyncio.wait_for(mgr.running.wait(), 30)
+        return mgr
+
+    mgr: Manager = h.call(go())
+    return mgr
 
 
 def make_cluster(

@@ -15,8 +15,7 @@ import pytest
 from k3py.client import PODS
 from k3py.server.controllers.endpoints import CONTROLLERS
 from tests.conftest import server_config, start_server_thread, stop_server_thread
-from tests.control.conftest import ClusterHandle
-from tests.control.test_serviceaccount import start_only
+from tests.control.conftest import ClusterHandle, start_only
 
 SLICE_LABEL = "kubernetes.io/service-name"
 

@@ -13,8 +13,7 @@ import pytest
 
 from k3py.server.controllers.garbagecollector import CONTROLLERS
 from tests.conftest import server_config, start_server_thread, stop_server_thread
-from tests.control.conftest import ClusterHandle
-from tests.control.test_serviceaccount import start_only
+from tests.control.conftest import ClusterHandle, start_only
 
 
 @pytest.fixture(scope="module")

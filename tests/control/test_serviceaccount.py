@@ -4,7 +4,6 @@ server's own controller manager is off), so nothing else can make the objects.""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 from collections.abc import Iterator
@@ -12,38 +11,9 @@ from typing import Any
 
 import pytest
 
-from k3py.server.controllers.base import Context, Informers
-from k3py.server.controllers.manager import Manager
 from k3py.server.controllers.serviceaccount import CONTROLLERS
-from tests.conftest import ServerHandle, server_config, start_server_thread, stop_server_thread
-from tests.control.conftest import ClusterHandle
-
-
-def start_only(h: ServerHandle, factories: list[Any]) -> Manager:
-    """Run just ``factories`` (no leader election) against the server in ``h``."""
-    cp = h.running.control
-    cfg = h.running.config
-
-    async def go() -> Manager:
-        mgr = Manager(
-            name="test-controllers",
-            make_context=lambda inf: Context(
-                client=cp.client,
-                informers=inf,
-                recorder=cp.sink.recorder("test"),
-                timings=cp.timings,
-                config=cfg,
-            ),  # fmt: skip
-            factories=factories,
-            elector=None,
-            informers=lambda: Informers(cp.client),
-        )
-        mgr.start()
-        await asyncio.wait_for(mgr.running.wait(), 30)
-        return mgr
-
-    mgr: Manager = h.call(go())
-    return mgr
+from tests.conftest import server_config, start_server_thread, stop_server_thread
+from tests.control.conftest import ClusterHandle, start_only
 
 
 @pytest.fixture(scope="module")
