@@ -7,7 +7,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DATA_DIR ?= /var/lib/k3py
-DEB_PACKAGES ?=
+# containerd/runc run pods; nftables for hostPorts, masquerade and services; busybox-static
+# builds the built-in pause image and the test images; docker-registry + apache2-utils
+# (htpasswd) serve the e2e tests' local registry; iproute2 for test namespaces.
+DEB_PACKAGES ?= containerd runc nftables busybox-static docker-registry apache2-utils iproute2 util-linux
 
 .PHONY: all install deps run test test-unit test-api test-control test-e2e lint typecheck bench clean
 
@@ -42,6 +45,9 @@ test-api: install
 
 test-control: install
 	$(BIN)/python -m pytest -q tests/control
+
+test-e2e: install
+	$(BIN)/python -m pytest -q tests/e2e
 
 lint: install
 	$(BIN)/ruff check k3py tests bench
