@@ -12,7 +12,7 @@ DATA_DIR ?= /var/lib/k3py
 # (htpasswd) serve the e2e tests' local registry; iproute2 for test namespaces.
 DEB_PACKAGES ?= containerd runc nftables busybox-static docker-registry apache2-utils iproute2 util-linux
 
-.PHONY: all install deps run test test-unit test-api test-control test-e2e lint typecheck bench clean
+.PHONY: all install deps proto run test test-unit test-api test-control test-e2e lint typecheck bench clean
 
 all: install
 
@@ -62,6 +62,11 @@ bench: install
 	$(BIN)/python -m bench.bench_deployment --replicas 1000 --nodes 100
 	$(BIN)/python -m bench.bench_nodes idle --nodes 1000 --seconds 300
 	$(BIN)/python -m bench.bench_nodes loss --timings short
+
+# The CRI stubs are generated from our own k3py/agent/cri/api.proto and committed.
+proto: install
+	cd k3py/agent/cri && ../../../$(BIN)/python -m grpc_tools.protoc -I. --python_out=. --pyi_out=. --grpc_python_out=. api.proto
+	sed -i 's/^import api_pb2 as api__pb2/from k3py.agent.cri import api_pb2 as api__pb2/' k3py/agent/cri/api_pb2_grpc.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info
