@@ -9,13 +9,18 @@ to users in container states (e.g. ``ErrImagePull``) the way upstream does.
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-import grpc
+# The agent forks (nft, ctr, CNI fallbacks) while gRPC threads run; gRPC's fork handlers
+# only log noise there.
+os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
 
-from k3py.agent.cri import api_pb2 as cri
-from k3py.agent.cri import api_pb2_grpc as rpc
+import grpc  # noqa: E402
+
+from k3py.agent.cri import api_pb2 as cri  # noqa: E402
+from k3py.agent.cri import api_pb2_grpc as rpc  # noqa: E402
 
 T = TypeVar("T")
 
