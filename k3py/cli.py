@@ -52,6 +52,10 @@ def main() -> None:
 @_opt("kube-scheduler-arg", multiple=True, help="Scheduler setting key=value (leader-elect=false, ...)")
 @_opt("kube-apiserver-arg", multiple=True, help="API server setting key=value (default-not-ready-toleration-seconds=300, ...)")
 @_opt("kubelet-arg", multiple=True, help="Kubelet setting key=value (node-lease-duration-seconds=40, ...)")
+@_opt("pause-image", default=None, help="Sandbox (pause) image (default: k3py's built-in k3py.local/pause:3.10)")
+@_opt("container-runtime-endpoint", default=None, help="Use this CRI socket instead of running containerd")
+@_opt("node-label", multiple=True, help="Label the node at registration (key=value)")
+@_opt("node-taint", multiple=True, help="Taint the node at registration (key=value:Effect)")
 @_opt("debug", is_flag=True, default=None, help="Debug logging")
 def server(config_path: str, **options: Any) -> None:
     """Run the control plane (and, by default, this node's agent)."""

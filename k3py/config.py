@@ -51,6 +51,11 @@ class ServerConfig:
     kube_scheduler_arg: list[str] = field(default_factory=list)
     kube_apiserver_arg: list[str] = field(default_factory=list)
     kubelet_arg: list[str] = field(default_factory=list)
+    # the embedded agent (issue 4)
+    pause_image: str = ""
+    container_runtime_endpoint: str = ""
+    node_label: list[str] = field(default_factory=list)
+    node_taint: list[str] = field(default_factory=list)
 
     @property
     def server_dir(self) -> Path:
@@ -102,6 +107,29 @@ def parse_duration(text: str) -> float:
     if pos != len(text) or not text:
         raise ValueError(f"invalid duration {text!r}")
     return total
+
+
+def agent_config_for_server(cfg: ServerConfig) -> Any:
+    """The embedded agent's configuration, from the server's."""
+    from k3py.agent.config import DEFAULT_KUBELET_PORT, DEFAULT_PAUSE_IMAGE, AgentConfig
+
+    acfg = AgentConfig(
+        data_dir=cfg.data_dir,
+        node_name=cfg.node_name,
+        node_ip=cfg.node_ip,
+        node_labels=list(cfg.node_label),
+        node_taints=list(cfg.node_taint),
+        container_runtime_endpoint=cfg.container_runtime_endpoint,
+        pause_image=cfg.pause_image or DEFAULT_PAUSE_IMAGE,
+        kubelet_arg=list(cfg.kubelet_arg),
+        cluster_cidr=cfg.cluster_cidr,
+        service_cidr=cfg.service_cidr,
+        cluster_dns=cfg.cluster_dns,
+        cluster_domain=cfg.cluster_domain,
+        debug=cfg.debug,
+    )
+    acfg.kubelet_port = int(acfg.kubelet_args().get("port", DEFAULT_KUBELET_PORT))
+    return acfg
 
 
 def env_name(option: str) -> str:

@@ -133,12 +133,7 @@ def ensure_blackhole_routes(*, cluster_cidr: str, service_cidr: str) -> None:
     """Unreachable routes (metric high) for the cluster and service ranges in this netns,
     so packets to unprogrammed addresses die here instead of reaching the default
     gateway; the bridge's connected route and per-node routes are more specific."""
-    from pyroute2 import IPRoute
-
-    ipr = IPRoute()
-    try:
+    with plugin.host_ipr() as ipr:
         for cidr in (cluster_cidr, service_cidr):
             with contextlib.suppress(Exception):
                 ipr.route("add", dst=cidr, type="unreachable", priority=4000)
-    finally:
-        ipr.close()

@@ -43,6 +43,28 @@ def _setns(fd: int) -> None:
         raise OSError(err, f"setns: {os.strerror(err)}")
 
 
+def _new_ipr() -> tuple[Any, Any]:
+    """An IPRoute on a private selector event loop: pyroute2 drives its netlink socket with
+    asyncio, and the agent's loop policy (uvloop) cannot open AF_NETLINK endpoints."""
+    import asyncio
+
+    from pyroute2 import IPRoute
+
+    loop = asyncio.SelectorEventLoop()
+    return IPRoute(use_event_loop=loop), loop
+
+
+@contextlib.contextmanager
+def host_ipr() -> Iterator[Any]:
+    ipr, loop = _new_ipr()
+    try:
+        yield ipr
+    finally:
+        with contextlib.suppress(Exception):
+            ipr.close()
+        loop.close()
+
+
 @contextlib.contextmanager
 def netns_ipr(path: str) -> Iterator[Any]:
     """An IPRoute whose netlink socket lives in the netns at ``path``.
@@ -50,14 +72,12 @@ def netns_ipr(path: str) -> Iterator[Any]:
     The calling thread enters the namespace just long enough to open the socket (a
     netlink socket keeps the namespace it was made in), then returns: no fork, so this is
     safe in the agent's threaded process (pyroute2's NetNS forks a helper)."""
-    from pyroute2 import IPRoute
-
     own = os.open(f"/proc/self/task/{threading.get_native_id()}/ns/net", os.O_RDONLY)
     target = os.open(path, os.O_RDONLY)
     try:
         _setns(target)
         try:
-            ipr = IPRoute()
+            ipr, loop = _new_ipr()
         finally:
             _setns(own)
     finally:
@@ -66,7 +86,9 @@ def netns_ipr(path: str) -> Iterator[Any]:
     try:
         yield ipr
     finally:
-        ipr.close()
+        with contextlib.suppress(Exception):
+            ipr.close()
+        loop.close()
 
 
 class CNIError(Exception):
@@ -186,8 +208,6 @@ def add_loopback(env: dict[str, str], version: str) -> dict[str, Any]:
 
 
 def add(env: dict[str, str], conf: dict[str, Any], version: str) -> dict[str, Any]:
-    from pyroute2 import IPRoute
-
     cid = _need(env, "CNI_CONTAINERID")
     netns = _need(env, "CNI_NETNS")
     ifname = env.get("CNI_IFNAME") or "eth0"
@@ -200,7 +220,7 @@ def add(env: dict[str, str], conf: dict[str, Any], version: str) -> dict[str, An
     addr = ipam.allocate(container_id=cid, ifname=ifname)
     host_name = host_veth_name(cid, ifname)
     peer_tmp = "p" + host_name[4:] + "tmp"
-    ipr = IPRoute()
+    ipr, ipr_loop = _new_ipr()
     try:
         br = ensure_bridge(ipr, name=bridge, gateway=gateway, mtu=mtu)
         if ipr.link_lookup(ifname=host_name):  # a retried ADD: start over
@@ -233,6 +253,7 @@ def add(env: dict[str, str], conf: dict[str, Any], version: str) -> dict[str, An
         raise
     finally:
         ipr.close()
+        ipr_loop.close()
     try:
         with netns_ipr(netns) as ns:
             idx = ns.link_lookup(ifname=peer_tmp)[0]
@@ -247,7 +268,7 @@ def add(env: dict[str, str], conf: dict[str, Any], version: str) -> dict[str, An
     except Exception:
         ipam.release(container_id=cid, ifname=ifname)
         with _suppress():
-            with IPRoute() as ipr2:
+            with host_ipr() as ipr2:
                 idx2 = ipr2.link_lookup(ifname=host_name)
                 if idx2:
                     ipr2.link("del", index=idx2[0])
@@ -276,18 +297,13 @@ class _suppress:
 
 
 def delete(env: dict[str, str], conf: dict[str, Any]) -> None:
-    from pyroute2 import IPRoute
-
     cid = _need(env, "CNI_CONTAINERID")
     ifname = env.get("CNI_IFNAME") or "eth0"
-    ipr = IPRoute()
-    try:
+    with host_ipr() as ipr:
         idx = ipr.link_lookup(ifname=host_veth_name(cid, ifname))
         if idx:
             with _suppress():
                 ipr.link("del", index=idx[0])
-    finally:
-        ipr.close()
     if conf.get("ipamDir") and conf.get("podCIDR"):
         _ipam(conf).release(container_id=cid, ifname=ifname)
     hp = _hostport_dir(conf) / f"{cid}.json"

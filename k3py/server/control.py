@@ -74,6 +74,15 @@ _KUBELET_ARGS = {
     "node-lease-duration-seconds": "node_lease_duration",
     "node-status-report-frequency": "node_status_report_frequency",
 }
+# Kubelet settings read by the agent itself (k3py.agent.config.AgentConfig.kubelet_args).
+_KUBELET_READ_BY_AGENT = {
+    "port",
+    "max-pods",
+    "kube-reserved",
+    "system-reserved",
+    "eviction-hard",
+    "node-status-update-frequency",
+}
 
 
 def timings_from_config(cfg: ServerConfig) -> tuple[Timings, bool, bool]:
@@ -91,9 +100,12 @@ def timings_from_config(cfg: ServerConfig) -> tuple[Timings, bool, bool]:
                 continue
             if which == "kube-controller-manager" and key in _CM_READ_BY_CONTROLLERS:
                 continue
+            if which == "kubelet" and key in _KUBELET_READ_BY_AGENT:
+                continue
             attr = table.get(key)
             if attr is None:
-                known = sorted([*table, "leader-elect", *(_CM_READ_BY_CONTROLLERS if which == "kube-controller-manager" else ())])
+                extra = {"kube-controller-manager": _CM_READ_BY_CONTROLLERS, "kubelet": _KUBELET_READ_BY_AGENT}
+                known = sorted([*table, "leader-elect", *extra.get(which, ())])
                 raise ValueError(f"--{which}-arg: unknown setting {key!r} (known: {', '.join(known)})")  # fmt: skip
             seconds = parse_duration(value)
             setattr(t, attr, int(seconds) if isinstance(getattr(t, attr), int) else seconds)

@@ -48,8 +48,12 @@ class RunningServer:
     started_at: float
     transport: InProcessTransport  # the in-process API client transport (k3py.client)
     control: Any = None  # k3py.server.control.ControlPlane (scheduler, controllers, sim nodes)
+    agent: Any = None  # k3py.agent.run.RunningAgent (this node), unless --disable-agent
 
     async def stop(self) -> None:
+        if self.agent is not None:
+            with contextlib.suppress(Exception):
+                await self.agent.stop()
         if self.control is not None:
             await self.control.stop()
         await self.finisher.stop()
@@ -186,13 +190,51 @@ async def start(cfg: ServerConfig) -> RunningServer:
     from k3py.server.control import start_control_plane
 
     control = await start_control_plane(cfg, transport)
+    agent = None
+    if not cfg.disable_agent:
+        agent = await start_embedded_agent(cfg, keys=keys, transport=transport)
     state.ready = True
     log.info("k3py server ready on https://%s:%d in %.2fs", cfg.bind_address, port, time.monotonic() - t0)
     return RunningServer(
         config=cfg, runner=runner, datastore=ds, store=store, catalog=catalog, state=state,
         finisher=finisher, port=port, token=token, kubeconfig=kubeconfig, started_at=t0,
-        transport=transport, control=control,
+        transport=transport, control=control, agent=agent,
     )
+
+
+async def start_embedded_agent(cfg: ServerConfig, *, keys: Any, transport: InProcessTransport) -> Any:
+    """This node's agent in the server process: in-process client, certificates from our PKI."""
+    from k3py.agent.run import start_agent
+    from k3py.client import Client
+    from k3py.config import agent_config_for_server
+    from k3py.server.auth import pki
+
+    acfg = agent_config_for_server(cfg)
+    serving_ssl = kubelet_ssl_context(keys, tls_dir=cfg.tls_dir, node_name=acfg.node_name, node_ip=acfg.node_ip)
+    client = Client(transport, field_manager="kubelet")
+    del pki
+    return await start_agent(acfg, client=client, control_plane=True, serving_ssl=serving_ssl)
+
+
+def kubelet_ssl_context(keys: Any, *, tls_dir: Path, node_name: str, node_ip: str) -> Any:
+    """The embedded kubelet's serving context: a cert from the server CA (kept in tls_dir),
+    client certs required from the client CA."""
+    import ssl
+
+    from k3py.server.auth import pki
+
+    cert_path, key_path = tls_dir / "serving-kubelet.crt", tls_dir / "serving-kubelet.key"
+    if not cert_path.exists() or not key_path.exists():
+        cert, key = pki.issue_serving_cert(keys, common_name=node_name, dns_names=[node_name, "localhost"],
+                                           ip_addresses=[node_ip, "127.0.0.1"])
+        key_path.write_bytes(key)
+        key_path.chmod(0o600)
+        cert_path.write_bytes(cert)
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(str(cert_path), str(key_path))
+    ctx.verify_mode = ssl.CERT_REQUIRED
+    ctx.load_verify_locations(cadata=keys.client_ca_pem.decode())
+    return ctx
 
 
 def toleration_seconds(cfg: ServerConfig) -> dict[str, int]:
