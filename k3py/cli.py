@@ -90,5 +90,14 @@ def server(config_path: str, **options: Any) -> None:
     run(cfg)
 
 
+def _register_subcommands() -> None:
+    from k3py.agent.images_cli import images
+
+    main.add_command(images)
+
+
+_register_subcommands()
+
+
 if __name__ == "__main__":
     main()

@@ -57,6 +57,9 @@ class RunningServer:
         if self.control is not None:
             await self.control.stop()
         await self.finisher.stop()
+        if self.state.stream_proxy is not None:
+            with contextlib.suppress(Exception):
+                await self.state.stream_proxy.close()
         await self.runner.cleanup()
         await self.datastore.close()
 
@@ -156,6 +159,9 @@ async def start(cfg: ServerConfig) -> RunningServer:
     from k3py.server import policy
 
     policy.install(store=store, catalog=catalog, state=state)
+    from k3py.server import streams
+
+    streams.install(state, keys=keys, tls_dir=cfg.tls_dir)
     app = build_app(state)
     runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
     await runner.setup()
@@ -207,12 +213,10 @@ async def start_embedded_agent(cfg: ServerConfig, *, keys: Any, transport: InPro
     from k3py.agent.run import start_agent
     from k3py.client import Client
     from k3py.config import agent_config_for_server
-    from k3py.server.auth import pki
 
     acfg = agent_config_for_server(cfg)
     serving_ssl = kubelet_ssl_context(keys, tls_dir=cfg.tls_dir, node_name=acfg.node_name, node_ip=acfg.node_ip)
     client = Client(transport, field_manager="kubelet")
-    del pki
     return await start_agent(acfg, client=client, control_plane=True, serving_ssl=serving_ssl)
 
 
