@@ -90,6 +90,50 @@ def server(config_path: str, **options: Any) -> None:
     run(cfg)
 
 
+@main.command()
+@click.option("--config", "-c", "config_path", default=DEFAULT_CONFIG, envvar="K3PY_CONFIG_FILE", show_default=True, help="Config file (YAML)")
+@click.option("--server", "--join", "-s", "server", default=None, help="URL of the k3py server to join, https://HOST:6443 [env: K3PY_URL]")
+@click.option("--token", "-t", default=None, help="The server's join token [env: K3PY_TOKEN]")
+@_opt("token-file", default=None, help="Read the token from this file")
+@_opt("data-dir", "-d", default=None, help="Folder to hold state (default /var/lib/k3py)")
+@_opt("node-name", default=None, help="Node name (default: hostname)")
+@_opt("node-ip", "-i", default=None, help="IP address to advertise for the node")
+@_opt("node-label", multiple=True, help="Label the node at registration (key=value)")
+@_opt("node-taint", multiple=True, help="Taint the node at registration (key=value:Effect)")
+@_opt("container-runtime-endpoint", default=None, help="Use this CRI socket instead of running containerd")
+@_opt("pause-image", default=None, help="Sandbox (pause) image (default: k3py's built-in k3py.local/pause:3.10)")
+@_opt("kubelet-arg", multiple=True, help="Kubelet setting key=value (port=10250, max-pods=110, ...)")
+@_opt("debug", is_flag=True, default=None, help="Debug logging")
+def agent(config_path: str, **options: Any) -> None:
+    """Join a server as a worker node (kubelet, containerd, CNI)."""
+    from k3py.config import build_agent_config
+
+    explicit = {}
+    for k, v in options.items():
+        if v is None or v is False or (isinstance(v, tuple) and not v):
+            continue
+        explicit[k] = list(v) if isinstance(v, tuple) else v
+    try:
+        acfg = build_agent_config(explicit, config_path=config_path)
+    except (ValueError, OSError) as e:
+        raise click.ClickException(str(e)) from e
+    logging.basicConfig(
+        level=logging.DEBUG if acfg.debug else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    from k3py.agent.run import run
+
+    try:
+        run(acfg)
+    except Exception as e:  # noqa: BLE001 - a clean message for join failures
+        from k3py.agent.join import JoinError
+
+        if isinstance(e, JoinError):
+            raise click.ClickException(str(e)) from e
+        raise
+
+
 def _register_subcommands() -> None:
     from k3py.agent.images_cli import images
 

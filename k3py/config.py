@@ -132,6 +132,60 @@ def agent_config_for_server(cfg: ServerConfig) -> Any:
     return acfg
 
 
+_AGENT_FIELDS = {
+    # option name -> AgentConfig field
+    "data_dir": "data_dir", "server": "server_url", "token": "token", "node_name": "node_name",
+    "node_ip": "node_ip", "node_label": "node_labels", "node_taint": "node_taints",
+    "container_runtime_endpoint": "container_runtime_endpoint", "pause_image": "pause_image",
+    "kubelet_arg": "kubelet_arg", "debug": "debug",
+}
+# K3s's agent reads K3S_URL and K3S_TOKEN; ours are K3PY_URL and K3PY_TOKEN.
+_AGENT_ENV = {"server": "K3PY_URL", "token": "K3PY_TOKEN"}
+
+
+def build_agent_config(explicit: dict[str, Any], *, config_path: str) -> Any:
+    """``k3py agent``'s configuration: flag > environment > config file > default."""
+    from k3py.agent.config import DEFAULT_KUBELET_PORT, AgentConfig
+
+    file_values = load_config_file(config_path)
+    if "url" in file_values and "server" not in file_values:
+        file_values["server"] = file_values["url"]
+    acfg = AgentConfig()
+    for option, attr in _AGENT_FIELDS.items():
+        value: Any = None
+        env = _AGENT_ENV.get(option, env_name(option))
+        if option in explicit:
+            value = explicit[option]
+        elif env in os.environ:
+            value = os.environ[env]
+        elif option in file_values:
+            value = file_values[option]
+        if value is None:
+            continue
+        current = getattr(acfg, attr)
+        if isinstance(current, Path):
+            value = Path(value)
+        elif isinstance(current, list):
+            value = [v for v in value.split(",") if v] if isinstance(value, str) else [str(v) for v in value]
+        elif isinstance(current, bool):
+            value = value if isinstance(value, bool) else str(value).lower() in ("1", "true", "yes", "on")
+        setattr(acfg, attr, value)
+    token_file = explicit.get("token_file") or os.environ.get("K3PY_TOKEN_FILE") or file_values.get("token_file")
+    if token_file and not acfg.token:
+        acfg.token = Path(token_file).read_text().strip()
+    if not acfg.node_ip:
+        acfg.node_ip = detect_node_ip()
+    if not acfg.node_name:
+        acfg.node_name = socket.gethostname().lower()
+    acfg.kubelet_port = int(acfg.kubelet_args().get("port", DEFAULT_KUBELET_PORT))
+    if not acfg.server_url:
+        raise ValueError("--server (or K3PY_URL) is required: the URL of a k3py server, https://HOST:6443")
+    if not acfg.token:
+        raise ValueError("--token (or K3PY_TOKEN, --token-file) is required: the server's join token "
+                         "(<data-dir>/server/token on the server)")
+    return acfg
+
+
 def env_name(option: str) -> str:
     return "K3PY_" + option.upper().replace("-", "_")
 

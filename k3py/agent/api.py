@@ -294,7 +294,7 @@ class KubeletServer:
                     # Let the command answer what it was sent (output quiet for 0.5 s, or
                     # it exits), then end the session, which closes its stdin.
                     if data[1:2] == b"\x00":
-                        while loop.time() - last_output < 0.5:
+                        while loop.time() - last_output < 0.5:  # noqa: ASYNC110 - quiet period
                             await asyncio.sleep(0.1)
                         await upstream.close()
                         return

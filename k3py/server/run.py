@@ -130,7 +130,9 @@ async def start(cfg: ServerConfig) -> RunningServer:
             ),
         ],
     )
-    authorizer = auth.ChainAuthorizer([auth.MastersAuthorizer()])
+    from k3py.server.auth.nodeauthz import NodeAuthorizer
+
+    authorizer = auth.ChainAuthorizer([NodeAuthorizer(), auth.MastersAuthorizer()])
 
     async def issue_token(*, namespace: str, sa_name: str, sa_uid: str, audiences: list[str],
                           expiration_seconds: int, bound_object: dict[str, Any] | None) -> tuple[str, str]:
@@ -193,6 +195,11 @@ async def start(cfg: ServerConfig) -> RunningServer:
             client_key_pem=keys.admin.key_pem,
         )
     transport = InProcessTransport.from_state(state)
+    from k3py.client import Client
+    from k3py.server.join import JoinService
+
+    state.join = JoinService(keys=keys, token=token, cfg=cfg,
+                             client_factory=lambda: Client(transport, field_manager="k3py-join"))
     from k3py.server.control import start_control_plane
 
     control = await start_control_plane(cfg, transport)

@@ -69,6 +69,9 @@ async def auth_middleware(request: web.Request, handler: Any) -> web.StreamRespo
     if path in _HEALTH or path.startswith(_PUBLIC_PREFIXES):
         resp: web.StreamResponse = await handler(request)
         return resp
+    if st.join is not None and st.join.handles(path):
+        resp = await st.join(request)  # token-authenticated, for agents without certificates
+        return resp
     user = await st.authenticate(request)
     if user is None:
         raise errors.unauthorized()

@@ -28,6 +28,8 @@ class APIState:
     token_reviewer: Any = None
     # Node streams (log/exec/...): set when an agent layer serves them.
     stream_proxy: Any = None
+    # Agent joins (/cacerts, /v1-k3py/...): set by the server (k3py.server.join).
+    join: Any = None
     caches: dict[str, Any] = field(default_factory=dict)
     max_body_bytes: int = 3 * 1024 * 1024
 
