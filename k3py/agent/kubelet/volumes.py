@@ -181,7 +181,9 @@ class VolumeManager:
             path = base / "kubernetes.io~empty-dir" / name
             ed = vol.get("emptyDir") or {}
             if ed.get("medium") == "Memory":
-                _mount_tmpfs(path, str(ed.get("sizeLimit") or ""))
+                from k3py.agent.kubelet.resources import to_bytes
+
+                _mount_tmpfs(path, str(to_bytes(ed["sizeLimit"])) if ed.get("sizeLimit") else "")
             else:
                 path.mkdir(parents=True, exist_ok=True)
                 os.chmod(path, 0o777)
