@@ -3,7 +3,6 @@ client's exec and port-forward."""
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -115,7 +114,7 @@ def test_python_client_exec_and_port_forward(cluster: Cluster, talker: str) -> N
         while b"hello from k3py" not in data and time.monotonic() < deadline:
             try:
                 chunk = sock.recv(4096)
-            except socket.timeout:
+            except TimeoutError:
                 break
             if not chunk:
                 break

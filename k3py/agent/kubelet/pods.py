@@ -464,6 +464,9 @@ class PodWorker:
         rs = self.containers.setdefault(name, ContainerRuntimeState())
         now = time.monotonic()
         if rs.waiting_reason in ("ErrImagePull", "ImagePullBackOff") and rs.backoff.until > now:
+            if rs.waiting_reason == "ErrImagePull":
+                self.k.events.normal(self.pod, "BackOff", f'Back-off pulling image "{image}"', field=name)
+                self.k.events.warning(self.pod, "Failed", "Error: ImagePullBackOff", field=name)
             raise _PullError("ImagePullBackOff", f'Back-off pulling image "{image}"', rs.backoff.until - now)
         self.k.events.normal(self.pod, "Pulling", f'Pulling image "{image}"', field=name)
         t0 = time.monotonic()
@@ -474,7 +477,8 @@ class PodWorker:
             rs.backoff.next(0.0)
             msg = f'Failed to pull image "{image}": {e}'
             self.k.events.warning(self.pod, "Failed", msg, field=name)
-            raise _PullError("ErrImagePull", msg, rs.backoff.delay) from None
+            self.k.events.warning(self.pod, "Failed", "Error: ErrImagePull", field=name)
+            raise _PullError("ErrImagePull", msg, 1.0) from None  # then ImagePullBackOff while backing off
         rs.backoff = Backoff()
         self.k.events.normal(self.pod, "Pulled", f'Successfully pulled image "{image}" in {time.monotonic() - t0:.3f}s',
                              field=name)
@@ -501,7 +505,8 @@ class PodWorker:
                     user, password = entry.get("username", ""), entry.get("password", "")
                     if entry.get("auth") and not user:
                         user, _, password = base64.b64decode(entry["auth"]).decode().partition(":")
-                    return cri.AuthConfig(username=user, password=password, server_address=s)
+                    # containerd parses server_address as a URL and matches its host
+                    return cri.AuthConfig(username=user, password=password, server_address=f"https://{s}")
         return None
 
     async def _container_config(self, c: Obj, *, attempt: int, init: bool) -> cri.ContainerConfig:
