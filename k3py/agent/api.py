@@ -33,6 +33,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from k3py.agent import spdy
 from k3py.agent.config import AgentConfig
 from k3py.agent.cri import api_pb2 as cri
 from k3py.agent.cri.client import CRIClient, CRIError
@@ -42,7 +43,7 @@ log = logging.getLogger("k3py.agent.api")
 
 CHANNEL_PROTOCOLS = ["v5.channel.k8s.io", "v4.channel.k8s.io", "v3.channel.k8s.io", "v2.channel.k8s.io",
                      "channel.k8s.io"]
-PORTFORWARD_PROTOCOLS = ["v4.channel.k8s.io", "portforward.k8s.io"]
+PORTFORWARD_PROTOCOLS = ["SPDY/3.1+portforward.k8s.io", "v4.channel.k8s.io", "portforward.k8s.io"]
 
 
 def _status(code: int, reason: str, message: str) -> web.Response:
@@ -326,11 +327,15 @@ class KubeletServer:
         if sb is None:
             return _status(404, "NotFound", f'pod "{pod}" has no running sandbox')
         ports = [int(p) for raw in request.query.getall("ports", []) for p in raw.split(",") if p.strip()]
-        if not ports:
+        offered = request.headers.get("Sec-WebSocket-Protocol", "")
+        if not ports and spdy.PROTOCOL not in offered:  # SPDY names ports in its stream headers
             return _status(400, "BadRequest", "query parameter \"ports\" is required")
         netns = await self._netns_path(sb.id)
         ws = web.WebSocketResponse(protocols=PORTFORWARD_PROTOCOLS, max_msg_size=0)
         await ws.prepare(request)
+        if ws.ws_protocol == spdy.PROTOCOL:
+            await self._portforward_spdy(ws, netns)
+            return ws
         conns: dict[int, asyncio.StreamWriter] = {}
         readers: list[asyncio.Task[None]] = []
         for i, port in enumerate(ports):
@@ -360,6 +365,25 @@ class KubeletServer:
             for w in conns.values():
                 w.close()
         return ws
+
+    async def _portforward_spdy(self, ws: web.WebSocketResponse, netns: str) -> None:
+        """kubectl's SPDY/3.1 session tunnelled in WebSocket messages."""
+
+        async def send(data: bytes) -> None:
+            await ws.send_bytes(data)
+
+        async def dial(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+            return await _dial_in_netns(netns, port)
+
+        session = spdy.PortForwardSession(send, dial)
+        try:
+            async for m in ws:
+                if m.type == aiohttp.WSMsgType.BINARY:
+                    await session.feed(m.data)
+        except spdy.ProtocolError as e:
+            log.warning("port-forward session ended: %s", e)
+        finally:
+            await session.close()
 
     async def _netns_path(self, sandbox_id: str) -> str:
         st = await self.cri.pod_sandbox_status(sandbox_id, verbose=True)

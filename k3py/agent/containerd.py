@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import logging
 import os
 import shutil
@@ -76,13 +77,52 @@ oom_score = 0
 """
 
 
+def _overlay_mounts(root: Path) -> bool:
+    """Try a real overlay mount under ``root`` (overlay on overlay or on some network
+    filesystems fails even where the kernel has the module)."""
+    probe = root / ".overlay-probe"
+    dirs = {name: probe / name for name in ("lower", "upper", "work", "merged")}
+    try:
+        for d in dirs.values():
+            d.mkdir(parents=True, exist_ok=True)
+        opts = f"lowerdir={dirs['lower']},upperdir={dirs['upper']},workdir={dirs['work']}"
+        libc = ctypes.CDLL(None, use_errno=True)
+        rc = libc.mount(b"overlay", str(dirs["merged"]).encode(), b"overlay", 0, opts.encode())
+        if rc != 0:
+            return False
+        libc.umount2(str(dirs["merged"]).encode(), 2)  # MNT_DETACH
+        return True
+    except OSError:
+        return False
+    finally:
+        shutil.rmtree(probe, ignore_errors=True)
+
+
 def snapshotter_for(root: Path) -> str:
-    """overlayfs where the kernel and the filesystem under ``root`` allow it."""
+    """overlayfs where the kernel and the filesystem under ``root`` allow it, else native."""
     try:
         filesystems = Path("/proc/filesystems").read_text()
     except OSError:
         return "native"
-    return "overlayfs" if "overlay" in filesystems else "native"
+    if "overlay" not in filesystems:
+        return "native"
+    root.mkdir(parents=True, exist_ok=True)
+    return "overlayfs" if _overlay_mounts(root) else "native"
+
+
+def configured_snapshotter(address: str) -> str:
+    """The snapshotter named in the ``config.toml`` next to a k3py containerd socket; ""
+    (containerd's default) for a runtime k3py does not manage."""
+    config = Path(address).with_name("config.toml")
+    try:
+        text = config.read_text()
+    except OSError:
+        return ""
+    for line in text.splitlines():
+        key, _, value = line.partition("=")
+        if key.strip() == "snapshotter":
+            return value.strip().strip('"')
+    return ""
 
 
 class Containerd:
@@ -93,6 +133,7 @@ class Containerd:
         self._supervisor: asyncio.Task[None] | None = None
         self._stopping = False
         self.restarts = 0
+        self.snapshotter = ""  # decided when the config is written
 
     @property
     def address(self) -> str:
@@ -103,6 +144,12 @@ class Containerd:
         return f"unix://{self.address}"
 
     @property
+    def pid(self) -> int | None:
+        """The running containerd's pid (None when it is not running)."""
+        proc = self._proc
+        return proc.pid if proc is not None and proc.returncode is None else None
+
+    @property
     def config_path(self) -> Path:
         return self.dir / "config.toml"
 
@@ -111,16 +158,24 @@ class Containerd:
         return self.dir / "certs.d"
 
     def write_config(self) -> None:
-        for d in (self.dir, self.dir / "root", self.dir / "state", self.certs_dir,
-                  self.cfg.cni_bin_dir, self.cfg.cni_conf_dir, self.dir / "opt"):
+        for d in (
+            self.dir,
+            self.dir / "root",
+            self.dir / "state",
+            self.certs_dir,
+            self.cfg.cni_bin_dir,
+            self.cfg.cni_conf_dir,
+            self.dir / "opt",
+        ):
             d.mkdir(parents=True, exist_ok=True)
+        self.snapshotter = snapshotter_for(self.dir / "root")
         text = CONFIG_TEMPLATE.format(
             root=self.dir / "root",
             state=self.dir / "state",
             socket=self.address,
             opt=self.dir / "opt",
             pause_image=self.cfg.pause_image,
-            snapshotter=snapshotter_for(self.dir),
+            snapshotter=self.snapshotter,
             cni_bin=self.cfg.cni_bin_dir,
             cni_conf=self.cfg.cni_conf_dir,
             certs_d=self.certs_dir,
@@ -132,9 +187,16 @@ class Containerd:
     async def start(self, *, timeout: float = 60.0) -> None:
         binary = shutil.which("containerd")
         if binary is None:
-            raise RuntimeError("containerd is not on PATH (make install installs Debian's containerd)")
+            raise RuntimeError(
+                "containerd is not on PATH (make install installs Debian's containerd)"
+            )
+        if shutil.which("containerd-shim-runc-v2") is None:
+            raise RuntimeError("containerd-shim-runc-v2 is not on PATH (Debian's containerd)")
         if len(self.address) > 100:
             raise RuntimeError(f"containerd socket path too long for a unix socket: {self.address}")
+        if self._proc is not None and self._proc.returncode is None:
+            raise RuntimeError("containerd is already running")
+        self._stopping = False
         self.write_config()
         await self._spawn(binary)
         try:
@@ -142,7 +204,9 @@ class Containerd:
         except BaseException:
             await self.stop()
             raise
-        self._supervisor = asyncio.create_task(self._supervise(binary), name="containerd-supervisor")
+        self._supervisor = asyncio.create_task(
+            self._supervise(binary), name="containerd-supervisor"
+        )
 
     async def _spawn(self, binary: str) -> None:
         with contextlib.suppress(FileNotFoundError):
@@ -153,8 +217,13 @@ class Containerd:
             # The shims find runc on PATH; keep sbin there even under minimal environments.
             env["PATH"] = env.get("PATH", "") + ":/usr/local/sbin:/usr/sbin:/sbin"
             self._proc = await asyncio.create_subprocess_exec(
-                binary, "--config", str(self.config_path),
-                stdout=logf, stderr=logf, stdin=asyncio.subprocess.DEVNULL, env=env,
+                binary,
+                "--config",
+                str(self.config_path),
+                stdout=logf,
+                stderr=logf,
+                stdin=asyncio.subprocess.DEVNULL,
+                env=env,
                 start_new_session=True,
             )
         finally:
@@ -168,7 +237,9 @@ class Containerd:
         deadline = loop.time() + timeout
         while not os.path.exists(self.address):
             if self._proc is not None and self._proc.returncode is not None:
-                raise RuntimeError(f"containerd exited with {self._proc.returncode}; see {self.dir / 'containerd.log'}")
+                raise RuntimeError(
+                    f"containerd exited with {self._proc.returncode}; see {self.dir / 'containerd.log'}"
+                )
             if loop.time() > deadline:
                 raise RuntimeError(f"containerd did not open {self.address} in {timeout:.0f}s")
             await asyncio.sleep(0.05)
@@ -181,6 +252,8 @@ class Containerd:
                         return
                 except CRIError:
                     pass
+                if self._proc is not None and self._proc.returncode is not None:
+                    raise RuntimeError(f"containerd exited with {self._proc.returncode}")
                 if loop.time() > deadline:
                     raise RuntimeError("containerd's CRI plugin did not become ready")
                 await asyncio.sleep(0.1)
@@ -188,14 +261,20 @@ class Containerd:
             await client.close()
 
     async def _supervise(self, binary: str) -> None:
+        """Restart containerd when it dies: 1 s, 2 s, 4 s … 30 s apart, back to 1 s once a
+        run lasted a minute."""
+        loop = asyncio.get_running_loop()
         backoff = 1.0
         while not self._stopping:
             proc = self._proc
             if proc is None:
                 return
+            started = loop.time()
             rc = await proc.wait()
             if self._stopping:
                 return
+            if loop.time() - started > 60.0:
+                backoff = 1.0
             self.restarts += 1
             log.warning("containerd exited with %s; restarting in %.0fs", rc, backoff)
             await asyncio.sleep(backoff)
@@ -203,7 +282,6 @@ class Containerd:
             try:
                 await self._spawn(binary)
                 await self._wait_ready(60.0)
-                backoff = 1.0
             except Exception:  # noqa: BLE001 - keep supervising
                 log.exception("containerd restart failed")
 

@@ -17,10 +17,21 @@ def _address(data_dir: str, endpoint: str) -> str:
     return str(AgentConfig(data_dir=Path(data_dir)).containerd_dir / "containerd.sock")
 
 
-_data_dir = click.option("--data-dir", "-d", default="/var/lib/k3py", envvar="K3PY_DATA_DIR", show_default=True,
-                         help="The agent's data dir (its containerd socket lives there)")
-_endpoint = click.option("--container-runtime-endpoint", "endpoint", default="", envvar="K3PY_CONTAINER_RUNTIME_ENDPOINT",
-                         help="A CRI socket to use instead of the data dir's containerd")
+_data_dir = click.option(
+    "--data-dir",
+    "-d",
+    default="/var/lib/k3py",
+    envvar="K3PY_DATA_DIR",
+    show_default=True,
+    help="The agent's data dir (its containerd socket lives there)",
+)
+_endpoint = click.option(
+    "--container-runtime-endpoint",
+    "endpoint",
+    default="",
+    envvar="K3PY_CONTAINER_RUNTIME_ENDPOINT",
+    help="A CRI socket to use instead of the data dir's containerd",
+)
 
 
 @click.group()
@@ -38,7 +49,9 @@ def import_(files: tuple[str, ...], data_dir: str, endpoint: str) -> None:
 
     address = _address(data_dir, endpoint)
     if not Path(address).exists():
-        raise click.ClickException(f"no containerd socket at {address}: is the k3py agent running with --data-dir {data_dir}?")
+        raise click.ClickException(
+            f"no containerd socket at {address}: is the k3py agent running with --data-dir {data_dir}?"
+        )
     try:
         names = asyncio.run(import_archives(address=address, paths=[Path(f) for f in files]))
     except RuntimeError as e:
@@ -65,7 +78,9 @@ def list_(data_dir: str, endpoint: str) -> None:
                 tags = list(img.repo_tags) or ["<none>:<none>"]
                 for tag in tags:
                     repo, _, t = tag.rpartition(":")
-                    rows.append((repo, t, img.id.removeprefix("sha256:")[:13], human_size(int(img.size))))
+                    rows.append(
+                        (repo, t, img.id.removeprefix("sha256:")[:13], human_size(int(img.size)))
+                    )
             return sorted(rows)
         finally:
             await cri.close()
@@ -74,6 +89,8 @@ def list_(data_dir: str, endpoint: str) -> None:
         rows = asyncio.run(fetch())
     except CRIError as e:
         raise click.ClickException(f"cannot reach containerd at {address}: {e}") from e
-    widths = [max(len(r[i]) for r in [("IMAGE", "TAG", "IMAGE ID", "SIZE"), *rows]) for i in range(4)]
+    widths = [
+        max(len(r[i]) for r in [("IMAGE", "TAG", "IMAGE ID", "SIZE"), *rows]) for i in range(4)
+    ]
     for r in [("IMAGE", "TAG", "IMAGE ID", "SIZE"), *rows]:
         click.echo("   ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())

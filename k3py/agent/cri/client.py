@@ -81,8 +81,12 @@ class CRIClient:
     async def close(self) -> None:
         await self._channel.close()
 
-    async def _call(self, method: Callable[..., Awaitable[T]], request: Any,
-                    timeout: float | None = DEFAULT_TIMEOUT) -> T:
+    async def _call(
+        self,
+        method: Callable[..., Awaitable[T]],
+        request: Any,
+        timeout: float | None = DEFAULT_TIMEOUT,
+    ) -> T:
         try:
             return await method(request, timeout=timeout)
         except grpc.aio.AioRpcError as e:
@@ -102,51 +106,82 @@ class CRIClient:
         return str(resp.pod_sandbox_id)
 
     async def stop_pod_sandbox(self, pod_sandbox_id: str) -> None:
-        await self._call(self.runtime.StopPodSandbox, cri.StopPodSandboxRequest(pod_sandbox_id=pod_sandbox_id))
+        await self._call(
+            self.runtime.StopPodSandbox, cri.StopPodSandboxRequest(pod_sandbox_id=pod_sandbox_id)
+        )
 
     async def remove_pod_sandbox(self, pod_sandbox_id: str) -> None:
-        await self._call(self.runtime.RemovePodSandbox, cri.RemovePodSandboxRequest(pod_sandbox_id=pod_sandbox_id))
+        await self._call(
+            self.runtime.RemovePodSandbox,
+            cri.RemovePodSandboxRequest(pod_sandbox_id=pod_sandbox_id),
+        )
 
-    async def pod_sandbox_status(self, pod_sandbox_id: str, verbose: bool = False) -> cri.PodSandboxStatusResponse:
+    async def pod_sandbox_status(
+        self, pod_sandbox_id: str, verbose: bool = False
+    ) -> cri.PodSandboxStatusResponse:
         req = cri.PodSandboxStatusRequest(pod_sandbox_id=pod_sandbox_id, verbose=verbose)
         return await self._call(self.runtime.PodSandboxStatus, req, 30.0)
 
-    async def list_pod_sandbox(self, filter: cri.PodSandboxFilter | None = None) -> list[cri.PodSandbox]:
-        resp = await self._call(self.runtime.ListPodSandbox, cri.ListPodSandboxRequest(filter=filter), 30.0)
+    async def list_pod_sandbox(
+        self, filter: cri.PodSandboxFilter | None = None
+    ) -> list[cri.PodSandbox]:
+        resp = await self._call(
+            self.runtime.ListPodSandbox, cri.ListPodSandboxRequest(filter=filter), 30.0
+        )
         return list(resp.items)
 
-    async def create_container(self, pod_sandbox_id: str, config: cri.ContainerConfig,
-                               sandbox_config: cri.PodSandboxConfig) -> str:
-        req = cri.CreateContainerRequest(pod_sandbox_id=pod_sandbox_id, config=config, sandbox_config=sandbox_config)
+    async def create_container(
+        self, pod_sandbox_id: str, config: cri.ContainerConfig, sandbox_config: cri.PodSandboxConfig
+    ) -> str:
+        req = cri.CreateContainerRequest(
+            pod_sandbox_id=pod_sandbox_id, config=config, sandbox_config=sandbox_config
+        )
         resp = await self._call(self.runtime.CreateContainer, req)
         return str(resp.container_id)
 
     async def start_container(self, container_id: str) -> None:
-        await self._call(self.runtime.StartContainer, cri.StartContainerRequest(container_id=container_id))
+        await self._call(
+            self.runtime.StartContainer, cri.StartContainerRequest(container_id=container_id)
+        )
 
     async def stop_container(self, container_id: str, timeout: int) -> None:
         req = cri.StopContainerRequest(container_id=container_id, timeout=max(0, int(timeout)))
         await self._call(self.runtime.StopContainer, req, max(0, int(timeout)) + DEFAULT_TIMEOUT)
 
     async def remove_container(self, container_id: str) -> None:
-        await self._call(self.runtime.RemoveContainer, cri.RemoveContainerRequest(container_id=container_id))
+        await self._call(
+            self.runtime.RemoveContainer, cri.RemoveContainerRequest(container_id=container_id)
+        )
 
-    async def list_containers(self, filter: cri.ContainerFilter | None = None) -> list[cri.Container]:
-        resp = await self._call(self.runtime.ListContainers, cri.ListContainersRequest(filter=filter), 30.0)
+    async def list_containers(
+        self, filter: cri.ContainerFilter | None = None
+    ) -> list[cri.Container]:
+        resp = await self._call(
+            self.runtime.ListContainers, cri.ListContainersRequest(filter=filter), 30.0
+        )
         return list(resp.containers)
 
-    async def container_status(self, container_id: str, verbose: bool = False) -> cri.ContainerStatusResponse:
+    async def container_status(
+        self, container_id: str, verbose: bool = False
+    ) -> cri.ContainerStatusResponse:
         req = cri.ContainerStatusRequest(container_id=container_id, verbose=verbose)
         return await self._call(self.runtime.ContainerStatus, req, 30.0)
 
-    async def update_container_resources(self, container_id: str, linux: cri.LinuxContainerResources) -> None:
+    async def update_container_resources(
+        self, container_id: str, linux: cri.LinuxContainerResources
+    ) -> None:
         req = cri.UpdateContainerResourcesRequest(container_id=container_id, linux=linux)
         await self._call(self.runtime.UpdateContainerResources, req)
 
     async def reopen_container_log(self, container_id: str) -> None:
-        await self._call(self.runtime.ReopenContainerLog, cri.ReopenContainerLogRequest(container_id=container_id))
+        await self._call(
+            self.runtime.ReopenContainerLog,
+            cri.ReopenContainerLogRequest(container_id=container_id),
+        )
 
-    async def exec_sync(self, container_id: str, cmd: list[str], timeout: int = 0) -> tuple[bytes, bytes, int]:
+    async def exec_sync(
+        self, container_id: str, cmd: list[str], timeout: int = 0
+    ) -> tuple[bytes, bytes, int]:
         req = cri.ExecSyncRequest(container_id=container_id, cmd=cmd, timeout=timeout)
         deadline = None if timeout <= 0 else timeout + 10.0
         resp = await self._call(self.runtime.ExecSync, req, deadline)
@@ -163,15 +198,25 @@ class CRIClient:
         return str((await self._call(self.runtime.PortForward, req, 30.0)).url)
 
     async def container_stats(self, container_id: str) -> cri.ContainerStats:
-        resp = await self._call(self.runtime.ContainerStats, cri.ContainerStatsRequest(container_id=container_id), 30.0)
+        resp = await self._call(
+            self.runtime.ContainerStats, cri.ContainerStatsRequest(container_id=container_id), 30.0
+        )
         return resp.stats
 
-    async def list_container_stats(self, filter: cri.ContainerStatsFilter | None = None) -> list[cri.ContainerStats]:
-        resp = await self._call(self.runtime.ListContainerStats, cri.ListContainerStatsRequest(filter=filter), 30.0)
+    async def list_container_stats(
+        self, filter: cri.ContainerStatsFilter | None = None
+    ) -> list[cri.ContainerStats]:
+        resp = await self._call(
+            self.runtime.ListContainerStats, cri.ListContainerStatsRequest(filter=filter), 30.0
+        )
         return list(resp.stats)
 
-    async def list_pod_sandbox_stats(self, filter: cri.PodSandboxStatsFilter | None = None) -> list[cri.PodSandboxStats]:
-        resp = await self._call(self.runtime.ListPodSandboxStats, cri.ListPodSandboxStatsRequest(filter=filter), 30.0)
+    async def list_pod_sandbox_stats(
+        self, filter: cri.PodSandboxStatsFilter | None = None
+    ) -> list[cri.PodSandboxStats]:
+        resp = await self._call(
+            self.runtime.ListPodSandboxStats, cri.ListPodSandboxStatsRequest(filter=filter), 30.0
+        )
         return list(resp.stats)
 
     # ---- images --------------------------------------------------------------------
@@ -181,17 +226,27 @@ class CRIClient:
         return list(resp.images)
 
     async def image_status(self, image: str) -> cri.Image | None:
-        resp = await self._call(self.images.ImageStatus, cri.ImageStatusRequest(image=cri.ImageSpec(image=image)), 30.0)
+        resp = await self._call(
+            self.images.ImageStatus, cri.ImageStatusRequest(image=cri.ImageSpec(image=image)), 30.0
+        )
         return resp.image if resp.HasField("image") else None
 
-    async def pull_image(self, image: str, auth: cri.AuthConfig | None = None,
-                         sandbox_config: cri.PodSandboxConfig | None = None) -> str:
-        req = cri.PullImageRequest(image=cri.ImageSpec(image=image), auth=auth, sandbox_config=sandbox_config)
+    async def pull_image(
+        self,
+        image: str,
+        auth: cri.AuthConfig | None = None,
+        sandbox_config: cri.PodSandboxConfig | None = None,
+    ) -> str:
+        req = cri.PullImageRequest(
+            image=cri.ImageSpec(image=image), auth=auth, sandbox_config=sandbox_config
+        )
         resp = await self._call(self.images.PullImage, req, 600.0)
         return str(resp.image_ref)
 
     async def remove_image(self, image: str) -> None:
-        await self._call(self.images.RemoveImage, cri.RemoveImageRequest(image=cri.ImageSpec(image=image)))
+        await self._call(
+            self.images.RemoveImage, cri.RemoveImageRequest(image=cri.ImageSpec(image=image))
+        )
 
     async def image_fs_info(self) -> cri.ImageFsInfoResponse:
         return await self._call(self.images.ImageFsInfo, cri.ImageFsInfoRequest(), 30.0)
