@@ -3,6 +3,7 @@ client's exec and port-forward."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import time
 from pathlib import Path
@@ -136,3 +137,28 @@ spec:
 """, ns)
     res = cluster.kubectl("logs", "-n", ns, "nowhere", check=False)
     assert res.returncode != 0 and "does not have a host assigned" in res.stderr
+
+
+def test_kubectl_port_forward(cluster: Cluster, talker: str, tmp_path: Path) -> None:
+    """kubectl 1.32 speaks SPDY/3.1 inside WebSocket for port-forward."""
+    import urllib.request
+
+    from tests.e2e.conftest import free_port
+
+    payload = tmp_path / "big.bin"
+    payload.write_bytes(os.urandom(300_000))
+    cluster.kubectl("cp", str(payload), f"{talker}/talker:/var/www/big.bin", "-c", "web", timeout=60)
+    local = free_port()
+    proc = subprocess.Popen(["kubectl", "--kubeconfig", str(cluster.kubeconfig), "port-forward", "-n", talker,
+                             "pod/talker", f"{local}:8080"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        assert "Forwarding from 127.0.0.1" in proc.stdout.readline()  # type: ignore[union-attr]
+        for _ in range(2):  # several connections over one session
+            with urllib.request.urlopen(f"http://127.0.0.1:{local}/", timeout=10) as r:
+                assert r.read() == b"hello from k3py busybox\n"
+        with urllib.request.urlopen(f"http://127.0.0.1:{local}/big.bin", timeout=20) as r:
+            assert r.read() == payload.read_bytes()
+    finally:
+        proc.kill()
+        proc.wait()
