@@ -67,6 +67,7 @@ class KubeletServer:
         for verb in ("exec", "attach"):
             app.router.add_route("*", f"/{verb}/{{ns}}/{{pod}}/{{container}}", self._exec)
         app.router.add_route("*", "/portForward/{ns}/{pod}", self._portforward)
+        app.router.add_get("/stats/summary", self._summary)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
         await self._runner.setup()
         host = "0.0.0.0"
@@ -104,6 +105,46 @@ class KubeletServer:
 
     async def _healthz(self, request: web.Request) -> web.Response:
         return web.Response(text="ok")
+
+    # ---- stats ----------------------------------------------------------------------
+
+    async def _summary(self, request: web.Request) -> web.Response:
+        """The kubelet Summary API (the parts metrics.k8s.io needs): node and per-container
+        CPU (usageNanoCores from two samples) and working-set memory."""
+        now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        stats = await self.cri.list_container_stats()
+        t = asyncio.get_running_loop().time()
+        node_cpu = _proc_cpu_ns()
+        prev = getattr(self, "_prev", None)
+        self._prev = (t, node_cpu, {s.attributes.id: s.cpu.usage_core_nano_seconds.value for s in stats})
+        pods: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+        for st in stats:
+            labels = st.attributes.labels
+            key = (labels.get("io.kubernetes.pod.namespace", ""), labels.get("io.kubernetes.pod.name", ""),
+                   labels.get("io.kubernetes.pod.uid", ""))
+            used = st.cpu.usage_core_nano_seconds.value
+            rate = 0
+            if prev is not None and st.attributes.id in prev[2] and t > prev[0]:
+                rate = int(max(0, used - prev[2][st.attributes.id]) / (t - prev[0]))
+            pods.setdefault(key, []).append({
+                "name": st.attributes.metadata.name, "startTime": now,
+                "cpu": {"time": now, "usageNanoCores": rate, "usageCoreNanoSeconds": used},
+                "memory": {"time": now, "workingSetBytes": st.memory.working_set_bytes.value,
+                           "usageBytes": st.memory.usage_bytes.value},
+            })
+        node_rate = 0
+        if prev is not None and t > prev[0]:
+            node_rate = int(max(0, node_cpu - prev[1]) / (t - prev[0]))
+        mem_total, mem_avail = _meminfo()
+        body = {
+            "node": {"nodeName": self.cfg.node_name, "startTime": now,
+                     "cpu": {"time": now, "usageNanoCores": node_rate, "usageCoreNanoSeconds": node_cpu},
+                     "memory": {"time": now, "workingSetBytes": mem_total - mem_avail,
+                                "availableBytes": mem_avail}},
+            "pods": [{"podRef": {"namespace": ns, "name": name, "uid": uid}, "startTime": now, "containers": cs}
+                     for (ns, name, uid), cs in pods.items() if name],
+        }
+        return web.json_response(body)
 
     # ---- finding containers ---------------------------------------------------------
 
@@ -396,6 +437,30 @@ class KubeletServer:
         if pid:
             return f"/proc/{pid}/ns/net"
         raise OSError("cannot find the pod's network namespace")
+
+
+def _proc_cpu_ns() -> int:
+    """Busy CPU time of the node (all cores), in nanoseconds, from /proc/stat."""
+    try:
+        fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    except OSError:
+        return 0
+    vals = [int(x) for x in fields]
+    busy = sum(vals) - vals[3] - (vals[4] if len(vals) > 4 else 0)
+    return busy * (10**9 // os.sysconf("SC_CLK_TCK"))
+
+
+def _meminfo() -> tuple[int, int]:
+    total = avail = 0
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                total = int(line.split()[1]) * 1024
+            elif line.startswith("MemAvailable:"):
+                avail = int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return total, avail
 
 
 async def _pump(reader: asyncio.StreamReader, ws: web.WebSocketResponse, ch: int) -> None:

@@ -164,6 +164,9 @@ async def start(cfg: ServerConfig) -> RunningServer:
     from k3py.server import streams
 
     streams.install(state, keys=keys, tls_dir=cfg.tls_dir)
+    from k3py.server import metrics
+
+    metrics.install(state)
     app = build_app(state)
     runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
     await runner.setup()

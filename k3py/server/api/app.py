@@ -130,6 +130,9 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
     if ri.verb not in info.verbs or _no_route(ri):
         raise errors.method_not_allowed()
     if info.virtual:
+        if info.group in st.virtual_handlers:  # served by the server itself (metrics.k8s.io)
+            resp: web.StreamResponse = await st.virtual_handlers[info.group](request, ri, info)
+            return resp
         return await reviews.review(request, st, ri, info)
     handler = VERB_HANDLERS.get(ri.verb)
     if handler is None:

@@ -30,6 +30,8 @@ class APIState:
     stream_proxy: Any = None
     # Agent joins (/cacerts, /v1-k3py/...): set by the server (k3py.server.join).
     join: Any = None
+    # Virtual API groups answered by a handler (request, ri, info): metrics.k8s.io.
+    virtual_handlers: dict[str, Any] = field(default_factory=dict)
     caches: dict[str, Any] = field(default_factory=dict)
     max_body_bytes: int = 3 * 1024 * 1024
 
