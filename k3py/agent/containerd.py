@@ -125,6 +125,14 @@ def configured_snapshotter(address: str) -> str:
     return ""
 
 
+def _is_zombie(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] == "Z"
+
+
 class Containerd:
     def __init__(self, cfg: AgentConfig) -> None:
         self.cfg = cfg
@@ -208,7 +216,36 @@ class Containerd:
             self._supervise(binary), name="containerd-supervisor"
         )
 
+    @property
+    def pid_file(self) -> Path:
+        return self.dir / "containerd.pid"
+
+    async def _stop_stale(self) -> None:
+        """A containerd left running by an agent that was killed (its pid file names it
+        and its command line carries our config): stop it, or the new one would wait
+        forever on the metadata database lock.  Its shims and containers stay."""
+        try:
+            pid = int(self.pid_file.read_text().strip())
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except (OSError, ValueError):
+            return
+        if str(self.config_path).encode() not in cmdline:
+            return
+        log.warning("stopping containerd (pid %d) left by a previous agent", pid)
+        for sig, wait in ((signal.SIGTERM, 15.0), (signal.SIGKILL, 5.0)):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + wait
+            while os.path.exists(f"/proc/{pid}") and loop.time() < deadline:
+                if _is_zombie(pid):
+                    return
+                await asyncio.sleep(0.05)
+            if not os.path.exists(f"/proc/{pid}"):
+                return
+
     async def _spawn(self, binary: str) -> None:
+        await self._stop_stale()
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.address)
         logf = open(self.dir / "containerd.log", "ab")  # noqa: SIM115 - handed to the child
@@ -228,6 +265,7 @@ class Containerd:
             )
         finally:
             logf.close()
+        self.pid_file.write_text(f"{self._proc.pid}\n")
         log.info("containerd started (pid %d), socket %s", self._proc.pid, self.address)
 
     async def _wait_ready(self, timeout: float) -> None:

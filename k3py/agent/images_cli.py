@@ -17,6 +17,16 @@ def _address(data_dir: str, endpoint: str) -> str:
     return str(AgentConfig(data_dir=Path(data_dir)).containerd_dir / "containerd.sock")
 
 
+def _existing_socket(data_dir: str, endpoint: str) -> str:
+    address = _address(data_dir, endpoint)
+    if not Path(address).exists():
+        where = f"--container-runtime-endpoint {endpoint}" if endpoint else f"--data-dir {data_dir}"
+        raise click.ClickException(
+            f"no containerd socket at {address}: is the k3py agent running with {where}?"
+        )
+    return address
+
+
 _data_dir = click.option(
     "--data-dir",
     "-d",
@@ -47,11 +57,7 @@ def import_(files: tuple[str, ...], data_dir: str, endpoint: str) -> None:
     """Import OCI or Docker image archives (tar) into the node's containerd."""
     from k3py.agent.images import import_archives
 
-    address = _address(data_dir, endpoint)
-    if not Path(address).exists():
-        raise click.ClickException(
-            f"no containerd socket at {address}: is the k3py agent running with --data-dir {data_dir}?"
-        )
+    address = _existing_socket(data_dir, endpoint)
     try:
         names = asyncio.run(import_archives(address=address, paths=[Path(f) for f in files]))
     except RuntimeError as e:
@@ -68,7 +74,7 @@ def list_(data_dir: str, endpoint: str) -> None:
     from k3py.agent.cri.client import CRIClient, CRIError
     from k3py.agent.images import human_size
 
-    address = _address(data_dir, endpoint)
+    address = _existing_socket(data_dir, endpoint)
 
     async def fetch() -> list[tuple[str, str, str, str]]:
         cri = await CRIClient.connect(address, timeout=5.0)

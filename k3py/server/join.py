@@ -18,6 +18,7 @@ refused (403), so another machine cannot take the name over.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -105,40 +106,58 @@ class JoinService:
             raise errors.unauthorized()
 
     async def _claim(self, request: web.Request) -> str:
+        name = request.headers.get("K3py-Node-Name", "").strip().lower()
+        return await self.claim(name=name, password=request.headers.get("K3py-Node-Password", ""))
+
+    async def claim(self, *, name: str, password: str) -> str:
+        """Claim ``name`` for the holder of ``password``: the first claim stores the hash,
+        later ones must present the same password (403 otherwise).  The server claims its
+        own node's name this way too, so an agent cannot take it over."""
         from k3py.apimachinery.names import check_dns1123_subdomain
         from k3py.client import AlreadyExists, NotFound
         from k3py.client.resources import SECRETS
 
-        name = request.headers.get("K3py-Node-Name", "").strip().lower()
-        password = request.headers.get("K3py-Node-Password", "")
         if not name or check_dns1123_subdomain(name):
             raise errors.bad_request(f"invalid node name {name!r}: it must be a DNS subdomain")
         if len(password) < 16:
             raise errors.bad_request("a node password of at least 16 characters is required")
         client = self.client_factory()
         secret_name = name + PASSWORD_SUFFIX
-        try:
-            existing = await client.get(SECRETS, secret_name, namespace="kube-system")
-        except NotFound:
-            existing = None
-        if existing is not None:
-            stored = base64.b64decode((existing.get("data") or {}).get("hash", "")).decode()
-            if not _check_password(password, stored):
-                raise errors.APIError(403, "Forbidden", f'node "{name}" is already claimed by another '
-                                      "machine (node password mismatch); delete the secret "
-                                      f"kube-system/{secret_name} to release the name", details={})
+        for _ in range(3):
+            try:
+                existing = await client.get(SECRETS, secret_name, namespace="kube-system")
+            except NotFound:
+                existing = None
+            if existing is not None:
+                stored = base64.b64decode((existing.get("data") or {}).get("hash", "")).decode()
+                # PBKDF2 takes tens of milliseconds: off the event loop.
+                if not await asyncio.to_thread(_check_password, password, stored):
+                    raise errors.APIError(
+                        403,
+                        "Forbidden",
+                        f'node "{name}" is already claimed by another machine (node password '
+                        f"mismatch); delete the secret kube-system/{secret_name} to release the name",
+                        details={},
+                    )
+                return name
+            try:
+                hashed = await asyncio.to_thread(_hash_password, password)
+                await client.create(SECRETS, _password_secret(name, secret_name, hashed))
+            except AlreadyExists:
+                continue  # claimed at the same moment: compare with that claim
+            log.info("node name %s claimed", name)
             return name
-        body = {
-            "apiVersion": "v1", "kind": "Secret", "type": "k3py.io/node-password",
-            "metadata": {"name": secret_name, "namespace": "kube-system",
-                         "labels": {"k3py.io/node": name}},
-            "data": {"hash": base64.b64encode(_hash_password(password).encode()).decode()},
-        }
-        try:
-            await client.create(SECRETS, body)
-        except AlreadyExists:
-            return await self._claim(request)
-        return name
+        raise errors.conflict("secrets", secret_name, "", "concurrent claims of the node name")
+
+
+def _password_secret(name: str, secret_name: str, hashed: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "k3py.io/node-password",
+        "metadata": {"name": secret_name, "namespace": "kube-system", "labels": {"k3py.io/node": name}},
+        "data": {"hash": base64.b64encode(hashed.encode()).decode()},
+    }
 
 
 def _is_ip(text: str) -> bool:

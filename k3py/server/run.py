@@ -130,9 +130,12 @@ async def start(cfg: ServerConfig) -> RunningServer:
             ),
         ],
     )
-    from k3py.server.auth.nodeauthz import NodeAuthorizer
+    from k3py.server.auth.nodeauthz import NodeAuthorizer, NodeRestriction, StorePodLookup
 
-    authorizer = auth.ChainAuthorizer([NodeAuthorizer(), auth.MastersAuthorizer()])
+    # Kubelets (system:node:<name>) first: their own objects and their pods' only.
+    node_authz = NodeAuthorizer(lookup=StorePodLookup(store=store, catalog=catalog))
+    authorizer = auth.ChainAuthorizer([node_authz, auth.MastersAuthorizer()])
+    store.admit.append(NodeRestriction())
 
     async def issue_token(*, namespace: str, sa_name: str, sa_uid: str, audiences: list[str],
                           expiration_seconds: int, bound_object: dict[str, Any] | None) -> tuple[str, str]:
@@ -208,7 +211,7 @@ async def start(cfg: ServerConfig) -> RunningServer:
     control = await start_control_plane(cfg, transport)
     agent = None
     if not cfg.disable_agent:
-        agent = await start_embedded_agent(cfg, keys=keys, transport=transport)
+        agent = await start_embedded_agent(cfg, keys=keys, transport=transport, join=state.join)
     state.ready = True
     log.info("k3py server ready on https://%s:%d in %.2fs", cfg.bind_address, port, time.monotonic() - t0)
     return RunningServer(
@@ -218,13 +221,23 @@ async def start(cfg: ServerConfig) -> RunningServer:
     )
 
 
-async def start_embedded_agent(cfg: ServerConfig, *, keys: Any, transport: InProcessTransport) -> Any:
-    """This node's agent in the server process: in-process client, certificates from our PKI."""
+async def start_embedded_agent(
+    cfg: ServerConfig, *, keys: Any, transport: InProcessTransport, join: Any = None
+) -> Any:
+    """This node's agent in the server process: in-process client, certificates from our
+    PKI.  Its node name is claimed with its node password first, as a joining agent's is,
+    so that no agent can join under the server's node name."""
+    from k3py.agent.join import node_password
     from k3py.agent.run import start_agent
     from k3py.client import Client
     from k3py.config import agent_config_for_server
 
     acfg = agent_config_for_server(cfg)
+    if join is not None:
+        try:
+            await join.claim(name=acfg.node_name, password=node_password(acfg))
+        except errors.APIError as e:
+            raise RuntimeError(f"cannot start this node's agent: {e}") from e
     serving_ssl = kubelet_ssl_context(keys, tls_dir=cfg.tls_dir, node_name=acfg.node_name, node_ip=acfg.node_ip)
     client = Client(transport, field_manager="kubelet")
     return await start_agent(acfg, client=client, control_plane=True, serving_ssl=serving_ssl)
@@ -233,22 +246,39 @@ async def start_embedded_agent(cfg: ServerConfig, *, keys: Any, transport: InPro
 def kubelet_ssl_context(keys: Any, *, tls_dir: Path, node_name: str, node_ip: str) -> Any:
     """The embedded kubelet's serving context: a cert from the server CA (kept in tls_dir),
     client certs required from the client CA."""
-    import ssl
-
+    from k3py.agent.join import kubelet_ssl_context as context
     from k3py.server.auth import pki
+    from k3py.server.auth.files import write_atomic
 
     cert_path, key_path = tls_dir / "serving-kubelet.crt", tls_dir / "serving-kubelet.key"
-    if not cert_path.exists() or not key_path.exists():
+    if not _serving_cert_fits(cert_path, key_path, keys=keys, names=[node_name, node_ip]):
         cert, key = pki.issue_serving_cert(keys, common_name=node_name, dns_names=[node_name, "localhost"],
                                            ip_addresses=[node_ip, "127.0.0.1"])
-        key_path.write_bytes(key)
-        key_path.chmod(0o600)
-        cert_path.write_bytes(cert)
-    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ctx.load_cert_chain(str(cert_path), str(key_path))
-    ctx.verify_mode = ssl.CERT_REQUIRED
-    ctx.load_verify_locations(cadata=keys.client_ca_pem.decode())
-    return ctx
+        write_atomic(key_path, key, mode=0o600)
+        write_atomic(cert_path, cert, mode=0o644)
+
+    return context(cert=cert_path, key=key_path, client_ca_pem=keys.client_ca_pem)
+
+
+def _serving_cert_fits(cert_path: Path, key_path: Path, *, keys: Any, names: list[str]) -> bool:
+    """Whether the kept kubelet serving cert is ours, current, and names this node (its IP
+    may change between boots)."""
+    from k3py.server.auth import pki
+
+    if not cert_path.exists() or not key_path.exists():
+        return False
+    try:
+        cert = pki.load_leaf(cert_path.read_bytes())
+    except (ValueError, pki.PKIError):
+        return False
+    sans = pki.cert_sans(cert)
+    have = {*sans.dns, *(str(ip) for ip in sans.ips)}
+    left = cert.not_valid_after_utc - datetime.datetime.now(datetime.UTC)
+    return (
+        pki.issued_by(cert, keys.server_ca.cert)
+        and all(n in have for n in names if n)
+        and left > pki.RENEW_WITHIN
+    )
 
 
 def toleration_seconds(cfg: ServerConfig) -> dict[str, int]:

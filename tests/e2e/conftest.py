@@ -216,9 +216,10 @@ def stop_server(cluster: Cluster, *, remove_pods: bool = True) -> None:
     cleanup_node(cluster.data_dir)
 
 
-def cleanup_node(data_dir: Path) -> None:
+def cleanup_node(data_dir: Path, *, root_network: bool = True) -> None:
     """Remove what an agent leaves on the machine by design (running shims, mounts) so
-    the next test session starts clean."""
+    the next test session starts clean; ``root_network=False`` for an agent that lived in
+    a namespace of its own (its bridge and rules went with the namespace)."""
     subprocess.run(["pkill", "-KILL", "-f", f"containerd.*{data_dir}"], check=False)
     time.sleep(0.2)
     mounts = []
@@ -229,8 +230,9 @@ def cleanup_node(data_dir: Path) -> None:
                 mounts.append(target)
     for target in sorted(mounts, key=len, reverse=True):
         subprocess.run(["umount", "-l", target], check=False, capture_output=True)
-    subprocess.run(["ip", "link", "del", "k3py0"], check=False, capture_output=True)
-    subprocess.run(["nft", "delete", "table", "ip", "k3py-cni"], check=False, capture_output=True)
+    if root_network:
+        subprocess.run(["ip", "link", "del", "k3py0"], check=False, capture_output=True)
+        subprocess.run(["nft", "delete", "table", "ip", "k3py-cni"], check=False, capture_output=True)
 
 
 @pytest.fixture(scope="session")

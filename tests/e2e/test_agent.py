@@ -160,7 +160,7 @@ spec:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGTERM)
             proc.wait(30)
-        cleanup_node(agent_dir)
+        cleanup_node(agent_dir, root_network=False)
         subprocess.run(["nsenter", f"--net=/var/run/netns/{netns}", "nft", "delete", "table", "ip", "k3py-cni"],
                        capture_output=True)
         shutil.rmtree(agent_dir, ignore_errors=True)

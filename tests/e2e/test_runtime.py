@@ -66,7 +66,7 @@ class Runtime:
 async def rt() -> AsyncIterator[Runtime]:
     if os.geteuid() != 0:
         raise RuntimeError("tests/e2e run as root (containerd)")
-    tmp = Path(tempfile.mkdtemp(prefix="k3r-", dir="/tmp"))
+    tmp = Path(tempfile.mkdtemp(prefix="k3rt-", dir="/tmp"))
     cfg = AgentConfig(data_dir=tmp / "d")
     imgs = await asyncio.to_thread(build_test_images, tmp / "img")
     cd, client = await start_runtime(cfg, images={"busybox": imgs["busybox"]})
@@ -75,7 +75,10 @@ async def rt() -> AsyncIterator[Runtime]:
         yield r
     finally:
         try:
-            await remove_all_pods(r.client)
+            if r.cd.pid is not None:
+                client = await CRIClient.connect(r.cd.endpoint, timeout=10)
+                await remove_all_pods(client)
+                await client.close()
             await r.client.close()
         finally:
             await r.cd.stop()
@@ -317,7 +320,7 @@ async def test_images_cli(rt: Runtime) -> None:
     res = await asyncio.to_thread(
         runner.invoke, images_cli, ["list", "--data-dir", str(rt.tmp / "nowhere")]
     )
-    assert res.exit_code != 0
+    assert res.exit_code != 0 and "no containerd socket" in res.output
 
 
 async def test_restart_keeps_running_containers(rt: Runtime) -> None:
@@ -330,8 +333,25 @@ async def test_restart_keeps_running_containers(rt: Runtime) -> None:
     await rt.client.close()
     alive = runtime_processes(rt.cfg.containerd_dir)
     assert set(shims_before) <= set(alive)
-    # ...and a new containerd adopts them.
+    # A containerd left behind by a killed agent is stopped first (it holds the metadata
+    # lock); then a new containerd adopts the containers.
+    stale = await asyncio.create_subprocess_exec(
+        "containerd",
+        "--config",
+        str(rt.cd.config_path),
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    rt.cd.pid_file.write_text(f"{stale.pid}\n")
+
+    async def stale_serving() -> bool:
+        return Path(rt.cd.address).exists()
+
+    await eventually("the stale containerd's socket", stale_serving)
     await rt.cd.start()
+    assert await asyncio.wait_for(stale.wait(), 10) is not None
+    assert rt.cd.pid not in (None, stale.pid)
     rt.client = await CRIClient.connect(rt.cd.endpoint)
     st = (await rt.client.container_status(cid)).status
     assert st.state == cri.CONTAINER_RUNNING
@@ -352,8 +372,13 @@ async def test_restart_keeps_running_containers(rt: Runtime) -> None:
             await fresh.close()
 
     await eventually("containerd restarted by its supervisor", restarted, timeout=60)
-    await rt.client.close()
-    rt.client = await CRIClient.connect(rt.cd.endpoint)
+
+    # The long-lived client (the kubelet's) reconnects by itself.
+    async def reconnected() -> bool:
+        st = (await rt.client.container_status(cid)).status
+        return st.state == cri.CONTAINER_RUNNING
+
+    await eventually("the old CRI channel to reconnect", reconnected, timeout=20)
     await rt.client.stop_pod_sandbox(sb)
     await rt.client.remove_pod_sandbox(sb)
     assert await rt.client.list_pod_sandbox(cri.PodSandboxFilter(id=sb)) == []

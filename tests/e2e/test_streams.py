@@ -162,3 +162,19 @@ def test_kubectl_port_forward(cluster: Cluster, talker: str, tmp_path: Path) -> 
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_kubectl_top_nodes_and_pods(cluster: Cluster, talker: str) -> None:
+    """metrics.k8s.io from the kubelets' stats (CRI container stats), as metrics-server serves it."""
+    def top_pod() -> str:
+        res = cluster.kubectl("top", "pod", "-n", talker, "--containers", check=False)
+        return res.stdout if res.returncode == 0 else ""
+
+    out = cluster.wait_for("kubectl top pod", top_pod, timeout=60, interval=1)
+    rows = {tuple(line.split()[:2]) for line in out.splitlines()[1:]}
+    assert ("talker", "main") in rows and ("talker", "web") in rows
+    mem = [line.split()[3] for line in out.splitlines()[1:]]
+    assert all(m.endswith("Mi") for m in mem)
+    node = cluster.kubectl("top", "node").stdout.splitlines()
+    assert node[0].split()[:3] == ["NAME", "CPU(cores)", "CPU(%)"]
+    assert node[1].split()[0] == cluster.node_name

@@ -64,6 +64,11 @@ class CRIClient:
             options=[
                 ("grpc.max_receive_message_length", MAX_MESSAGE),
                 ("grpc.max_send_message_length", MAX_MESSAGE),
+                # containerd restarts (supervisor, upgrades) must not leave the kubelet's
+                # channel in a long reconnect back-off: retry the socket within 1 s.
+                ("grpc.initial_reconnect_backoff_ms", 100),
+                ("grpc.min_reconnect_backoff_ms", 100),
+                ("grpc.max_reconnect_backoff_ms", 1000),
             ],
         )
         client = cls(channel, target)
