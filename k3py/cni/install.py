@@ -64,13 +64,14 @@ def install_cni(cfg: AgentConfig, *, pod_cidr: str) -> None:
     _write_atomic(cfg.cni_conf_dir / CONFLIST, json.dumps(conf, indent=2), 0o644)
     # Keep masquerade/hostPort rules in place from the start (and after an agent restart).
     plugin.sync_nft(conf["plugins"][0])
+    plugin._nft_synced[pod_cidr] = True  # noqa: SLF001 - same package
 
 
 class CNIDaemon:
     def __init__(self, cfg: AgentConfig) -> None:
         self.cfg = cfg
         self._server: asyncio.AbstractServer | None = None
-        self._lock = asyncio.Lock()
+        self._locks: dict[str, asyncio.Lock] = {}
         self.requests = 0
 
     async def start(self) -> None:
@@ -94,11 +95,15 @@ class CNIDaemon:
         try:
             raw = await reader.read()
             req = json.loads(raw)
-            async with self._lock:
+            cid = str((req.get("env") or {}).get("CNI_CONTAINERID", ""))
+            lock = self._locks.setdefault(cid, asyncio.Lock())  # one call at a time per container
+            async with lock:
                 self.requests += 1
                 code, out = await asyncio.to_thread(
                     plugin.run, str(req.get("command", "")), dict(req.get("env") or {}), str(req.get("conf") or "")
                 )
+            if not lock.locked():
+                self._locks.pop(cid, None)
             writer.write(json.dumps({"code": code, "stdout": out}).encode())
             await writer.drain()
         except Exception as e:  # noqa: BLE001 - the executable reports what failed

@@ -30,7 +30,7 @@ from k3py.cni.ipam import HostLocal, IPAMError
 
 SUPPORTED_VERSIONS = ["0.3.0", "0.3.1", "0.4.0", "1.0.0"]
 NFT_TABLE = "k3py-cni"
-_lock = threading.Lock()  # one netlink/nft change at a time per process
+_nft_lock = threading.Lock()  # one rewrite of the nft table at a time per process
 
 
 CLONE_NEWNET = 0x40000000
@@ -124,23 +124,24 @@ def run(command: str, env: dict[str, str], conf_text: str) -> tuple[int, str]:
         if version not in SUPPORTED_VERSIONS:
             raise CNIError(1, f"incompatible CNI version {version}")
         loopback = conf.get("type") == "loopback"
-        with _lock:
-            if command == "ADD":
-                result = add_loopback(env, version) if loopback else add(env, conf, version)
-                return 0, json.dumps(result)
-            if command == "DEL":
-                if not loopback:
-                    delete(env, conf)
-                return 0, ""
-            if command == "CHECK":
-                if not loopback:
-                    check(env, conf)
-                return 0, ""
-            if command == "STATUS":
-                status(conf)
-                return 0, ""
-            if command == "GC":
-                return 0, ""
+        # Calls for different containers run concurrently (the daemon's threads): veth
+        # names differ, IPAM takes its file lock and the nft rewrite its own lock.
+        if command == "ADD":
+            result = add_loopback(env, version) if loopback else add(env, conf, version)
+            return 0, json.dumps(result)
+        if command == "DEL":
+            if not loopback:
+                delete(env, conf)
+            return 0, ""
+        if command == "CHECK":
+            if not loopback:
+                check(env, conf)
+            return 0, ""
+        if command == "STATUS":
+            status(conf)
+            return 0, ""
+        if command == "GC":
+            return 0, ""
         raise CNIError(4, f"unknown CNI_COMMAND {command!r}")
     except CNIError as e:
         return 1, json.dumps(e.result(version))
@@ -273,8 +274,11 @@ def add(env: dict[str, str], conf: dict[str, Any], version: str) -> dict[str, An
                 if idx2:
                     ipr2.link("del", index=idx2[0])
         raise
-    _write_hostports(conf, cid, str(addr.ip))
-    sync_nft(conf)
+    if _write_hostports(conf, cid, str(addr.ip)):
+        sync_nft(conf)  # masquerade rules are static: installed with the network config
+    elif not _nft_synced.get(str(conf.get("podCIDR"))):
+        sync_nft(conf)  # first ADD in this process (a fallback executable, or rules lost)
+        _nft_synced[str(conf.get("podCIDR"))] = True
     return {
         "cniVersion": version,
         "interfaces": [
@@ -340,10 +344,14 @@ def _hostport_dir(conf: dict[str, Any]) -> Path:
     return Path(str(conf.get("ipamDir") or "/nonexistent")).parent / "hostports"
 
 
-def _write_hostports(conf: dict[str, Any], cid: str, ip: str) -> None:
+_nft_synced: dict[str, bool] = {}
+
+
+def _write_hostports(conf: dict[str, Any], cid: str, ip: str) -> bool:
+    """Record the container's hostPorts; whether it has any."""
     mappings = ((conf.get("runtimeConfig") or {}).get("portMappings")) or []
     if not mappings:
-        return
+        return False
     d = _hostport_dir(conf)
     d.mkdir(parents=True, exist_ok=True)
     entries = []
@@ -359,6 +367,7 @@ def _write_hostports(conf: dict[str, Any], cid: str, ip: str) -> None:
     tmp = d / f"{cid}.json.tmp"
     tmp.write_text(json.dumps(entries))
     os.replace(tmp, d / f"{cid}.json")
+    return bool(entries)
 
 
 def nft_ruleset(conf: dict[str, Any]) -> str:
@@ -407,6 +416,7 @@ def nft_ruleset(conf: dict[str, Any]) -> str:
 def sync_nft(conf: dict[str, Any]) -> None:
     if not conf.get("podCIDR"):
         return
-    res = subprocess.run(["nft", "-f", "-"], input=nft_ruleset(conf), capture_output=True, text=True)
+    with _nft_lock:  # the rules are rebuilt from the state files: the last rewrite sees them all
+        res = subprocess.run(["nft", "-f", "-"], input=nft_ruleset(conf), capture_output=True, text=True)
     if res.returncode != 0:
         raise CNIError(999, "nftables update failed", res.stderr.strip())

@@ -17,7 +17,12 @@ ENV_KEYS = ("CNI_COMMAND", "CNI_CONTAINERID", "CNI_NETNS", "CNI_IFNAME", "CNI_AR
 
 
 def _socket_path(conf: dict) -> str:
-    return str(conf.get("daemonSocket") or "")
+    """From the network config, else beside the executables (containerd's own ``loopback``
+    config names no socket): ``<agent>/cni/bin/<exe>`` -> ``<agent>/cni/cni.sock``."""
+    if conf.get("daemonSocket"):
+        return str(conf["daemonSocket"])
+    here = os.path.dirname(os.path.abspath(sys.argv[0]))
+    return os.path.join(os.path.dirname(here), "cni.sock")
 
 
 def _forward(path: str, request: bytes) -> tuple[int, str] | None:
