@@ -62,6 +62,7 @@ bench: install
 	$(BIN)/python -m bench.bench_deployment --replicas 1000 --nodes 100
 	$(BIN)/python -m bench.bench_nodes idle --nodes 1000 --seconds 300
 	$(BIN)/python -m bench.bench_nodes loss --timings short
+	$(BIN)/python -m bench.bench_pods --pods 30 --execs 20
 
 # The CRI stubs are generated from our own k3py/agent/cri/api.proto and committed.
 proto: install
