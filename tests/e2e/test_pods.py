@@ -266,3 +266,20 @@ def test_deleted_pods_leave_nothing_behind(cluster: Cluster, ns: str) -> None:
     assert links_after.count("veth") == links_before.count("veth") - 1
     netns_after = {x.name for x in Path("/var/run/netns").glob("cni-*")}
     assert len(netns_before - netns_after) == 1 and not netns_after - netns_before
+
+
+def test_host_port_reaches_the_pod(cluster: Cluster, ns: str) -> None:
+    from tests.e2e.conftest import free_port
+
+    port = free_port()
+    cluster.apply(_pod("hostport", f"""
+  - name: web
+    image: {BUSYBOX}
+    command: ["httpd", "-f", "-p", "8080", "-h", "/var/www"]
+    ports: [{{containerPort: 8080, hostPort: {port}}}]
+    readinessProbe: {{tcpSocket: {{port: 8080}}, periodSeconds: 1}}
+"""), ns)
+    cluster.wait_running(ns, "hostport")
+    # from the node itself, on loopback: DNAT in nftables' output hook to the pod
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as r:
+        assert r.read() == b"hello from k3py busybox\n"
