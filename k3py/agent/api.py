@@ -2,20 +2,21 @@
 ``pods/exec``, ``pods/attach`` and ``pods/portforward`` to.
 
 * ``/containerLogs/{ns}/{pod}/{container}`` reads the CRI log files (follow, tailLines,
-  sinceSeconds/sinceTime, timestamps, previous, limitBytes), joining partial lines.
+  sinceSeconds/sinceTime, timestamps, previous, limitBytes; ``streams.logs``).
 * ``/exec`` and ``/attach`` speak the WebSocket channel protocols to the client
-  (``v5.channel.k8s.io``, which kubectl 1.32 offers, and ``v4.channel.k8s.io``) and relay
-  to containerd's streaming server (CRI Exec/Attach URL, ``v4.channel.k8s.io``).  The
-  status channel's Status (exit code) passes through; pings are answered.
-* ``/portForward/{ns}/{pod}`` speaks the Python client's WebSocket framing (channels
-  2i/2i+1 per port, first frame ``[ch, port lo, port hi]``), dialling the port inside the
-  pod's network namespace.
-* ``/healthz``.
+  (``v5.channel.k8s.io``, which kubectl 1.32 offers, ``v4`` and older, base64 variants;
+  ``streams.channels``) and SPDY to containerd's streaming server (the CRI Exec/Attach
+  URL; ``streams.remotecommand``), so that v5's close signal half-closes stdin and the
+  exit status still follows.  Pings are answered (aiohttp autoping).
+* ``/portForward/{ns}/{pod}`` speaks SPDY/3.1 in WebSocket (kubectl; ``k3py.agent.spdy``)
+  and the Python client's WebSocket framing (channels 2i/2i+1 per port, first frame
+  ``[ch, port lo, port hi]``), dialling the port inside the pod's network namespace.
+* ``/stats/summary`` and ``/metrics/resource`` (``streams.stats``), ``/healthz``.
 
 Only client certificates from the cluster's client CA with user ``system:kube-apiserver``
-or group ``system:masters`` get in.
+or group ``system:masters`` get in.  Errors are Status objects, repeated in the
+``X-Kubelet-Status`` header for refused WebSocket upgrades.
 """
-
 from __future__ import annotations
 
 import asyncio
@@ -27,6 +28,7 @@ import os
 import socket
 import ssl
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -37,19 +39,24 @@ from k3py.agent import spdy
 from k3py.agent.config import AgentConfig
 from k3py.agent.cri import api_pb2 as cri
 from k3py.agent.cri.client import CRIClient, CRIError
-from k3py.agent.kubelet.logs import parse_cri_log_line
+from k3py.agent.streams import channels, logs
+from k3py.agent.streams import stats as stats_mod
+from k3py.agent.streams.remotecommand import HandshakeError, RemoteCommand
 
 log = logging.getLogger("k3py.agent.api")
 
-CHANNEL_PROTOCOLS = ["v5.channel.k8s.io", "v4.channel.k8s.io", "v3.channel.k8s.io", "v2.channel.k8s.io",
-                     "channel.k8s.io"]
 PORTFORWARD_PROTOCOLS = ["SPDY/3.1+portforward.k8s.io", "v4.channel.k8s.io", "portforward.k8s.io"]
 
 
+STATUS_HEADER = "X-Kubelet-Status"
+
+
 def _status(code: int, reason: str, message: str) -> web.Response:
+    """A Status error; also in a header (ASCII JSON), since a WebSocket client whose
+    upgrade is refused (the API server's proxy) gets no body."""
     body = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
             "message": message, "reason": reason, "code": code}
-    return web.json_response(body, status=code)
+    return web.json_response(body, status=code, headers={STATUS_HEADER: json.dumps(body)})
 
 
 class KubeletServer:
@@ -58,6 +65,7 @@ class KubeletServer:
         self.cri = cri_client
         self.ssl = ssl_context
         self._runner: web.AppRunner | None = None
+        self._sampler = stats_mod.Sampler(node_name=cfg.node_name)
         self.port = 0
 
     async def start(self) -> int:
@@ -68,6 +76,7 @@ class KubeletServer:
             app.router.add_route("*", f"/{verb}/{{ns}}/{{pod}}/{{container}}", self._exec)
         app.router.add_route("*", "/portForward/{ns}/{pod}", self._portforward)
         app.router.add_get("/stats/summary", self._summary)
+        app.router.add_get("/metrics/resource", self._resource_metrics)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
         await self._runner.setup()
         host = "0.0.0.0"
@@ -108,43 +117,23 @@ class KubeletServer:
 
     # ---- stats ----------------------------------------------------------------------
 
+    async def _collect(self) -> dict[str, Any]:
+        stats = await self.cri.list_container_stats()
+        running = {c.id for c in await self.cri.list_containers(
+            cri.ContainerFilter(state=cri.ContainerStateValue(state=cri.CONTAINER_RUNNING)))}
+        return self._sampler.summary(stats=stats, running=running, t=asyncio.get_running_loop().time(),
+                                     node_cpu_ns=stats_mod.proc_cpu_ns(), memory=stats_mod.meminfo(),
+                                     wall=dt.datetime.now(dt.UTC))
+
     async def _summary(self, request: web.Request) -> web.Response:
         """The kubelet Summary API (the parts metrics.k8s.io needs): node and per-container
         CPU (usageNanoCores from two samples) and working-set memory."""
-        now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        stats = await self.cri.list_container_stats()
-        t = asyncio.get_running_loop().time()
-        node_cpu = _proc_cpu_ns()
-        prev = getattr(self, "_prev", None)
-        self._prev = (t, node_cpu, {s.attributes.id: s.cpu.usage_core_nano_seconds.value for s in stats})
-        pods: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
-        for st in stats:
-            labels = st.attributes.labels
-            key = (labels.get("io.kubernetes.pod.namespace", ""), labels.get("io.kubernetes.pod.name", ""),
-                   labels.get("io.kubernetes.pod.uid", ""))
-            used = st.cpu.usage_core_nano_seconds.value
-            rate = 0
-            if prev is not None and st.attributes.id in prev[2] and t > prev[0]:
-                rate = int(max(0, used - prev[2][st.attributes.id]) / (t - prev[0]))
-            pods.setdefault(key, []).append({
-                "name": st.attributes.metadata.name, "startTime": now,
-                "cpu": {"time": now, "usageNanoCores": rate, "usageCoreNanoSeconds": used},
-                "memory": {"time": now, "workingSetBytes": st.memory.working_set_bytes.value,
-                           "usageBytes": st.memory.usage_bytes.value},
-            })
-        node_rate = 0
-        if prev is not None and t > prev[0]:
-            node_rate = int(max(0, node_cpu - prev[1]) / (t - prev[0]))
-        mem_total, mem_avail = _meminfo()
-        body = {
-            "node": {"nodeName": self.cfg.node_name, "startTime": now,
-                     "cpu": {"time": now, "usageNanoCores": node_rate, "usageCoreNanoSeconds": node_cpu},
-                     "memory": {"time": now, "workingSetBytes": mem_total - mem_avail,
-                                "availableBytes": mem_avail}},
-            "pods": [{"podRef": {"namespace": ns, "name": name, "uid": uid}, "startTime": now, "containers": cs}
-                     for (ns, name, uid), cs in pods.items() if name],
-        }
-        return web.json_response(body)
+        return web.json_response(await self._collect())
+
+    async def _resource_metrics(self, request: web.Request) -> web.Response:
+        text = stats_mod.resource_metrics(await self._collect(), ts_ms=int(time.time() * 1000))
+        return web.Response(text=text, content_type="text/plain", charset="utf-8",
+                            headers={"X-Content-Type-Options": "nosniff"})
 
     # ---- finding containers ---------------------------------------------------------
 
@@ -166,101 +155,38 @@ class KubeletServer:
 
     async def _logs(self, request: web.Request) -> web.StreamResponse:
         ns, pod, name = request.match_info["ns"], request.match_info["pod"], request.match_info["container"]
-        q = request.query
+        try:
+            opts = logs.LogOptions.from_query(request.query, now=dt.datetime.now(dt.UTC))
+        except ValueError as e:
+            return _status(400, "BadRequest", str(e))
         found = await self._containers(ns, pod, name)
-        previous = q.get("previous") in ("true", "1")
-        if previous:
-            if len(found) < 2:
+        if opts.previous:
+            # the newest exited instance: the one before a running container, or the
+            # last run of a container waiting to restart (CrashLoopBackOff), as upstream
+            exited = [c for c in found if c.state == cri.CONTAINER_EXITED]
+            if not exited:
                 return _status(400, "BadRequest",
                                f'previous terminated container "{name}" in pod "{pod}" not found')
-            target = found[-2]
+            target = exited[-1]
         else:
             if not found:
                 return _status(400, "BadRequest", f'container "{name}" in pod "{pod}" is waiting to start: '
                                "ContainerCreating")
             target = found[-1]
         st = (await self.cri.container_status(target.id)).status
-        path = Path(st.log_path)
-        follow = q.get("follow") in ("true", "1") and not previous
-        timestamps = q.get("timestamps") in ("true", "1")
-        tail = int(q["tailLines"]) if q.get("tailLines") not in (None, "") else -1
-        since = None
-        if q.get("sinceSeconds"):
-            since = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=int(q["sinceSeconds"]))
-        elif q.get("sinceTime"):
-            since = dt.datetime.fromisoformat(q["sinceTime"].replace("Z", "+00:00"))
-        limit = int(q["limitBytes"]) if q.get("limitBytes") else -1
         resp = web.StreamResponse(headers={"Content-Type": "text/plain"})
         await resp.prepare(request)
-        sent = 0
 
-        def render(lines: list[bytes]) -> list[bytes]:
-            out: list[bytes] = []
-            partial = b""
-            for raw in lines:
-                try:
-                    ts, _stream, is_partial, msg = parse_cri_log_line(raw)
-                except ValueError:
-                    continue
-                if since is not None:
-                    try:
-                        when = dt.datetime.fromisoformat(ts[:26] + "+00:00") if len(ts) > 20 else None
-                    except ValueError:
-                        when = None
-                    if when is not None and when < since:
-                        continue
-                partial += msg
-                if is_partial:
-                    continue
-                line = partial + b"\n"
-                partial = b""
-                out.append((ts.encode() + b" " + line) if timestamps else line)
-            return out
+        async def running() -> bool:
+            if request.transport is None or request.transport.is_closing():
+                return False  # the reader went away
+            try:
+                return (await self.cri.container_status(target.id)).status.state == cri.CONTAINER_RUNNING
+            except CRIError:
+                return False
 
-        try:
-            data = path.read_bytes() if path.exists() else b""
-            lines = data.splitlines(keepends=True)
-            pending = b""
-            if lines and not lines[-1].endswith(b"\n"):
-                pending = lines.pop()
-            out = render(lines)
-            if tail >= 0:
-                out = out[-tail:] if tail else []
-            for chunk in out:
-                if limit >= 0 and sent + len(chunk) > limit:
-                    await resp.write(chunk[: max(0, limit - sent)])
-                    return resp
-                await resp.write(chunk)
-                sent += len(chunk)
-            if not follow:
-                return resp
-            pos = len(data) - len(pending)
-            while True:
-                await asyncio.sleep(0.2)
-                try:
-                    size = path.stat().st_size
-                except FileNotFoundError:
-                    size = pos
-                if size > pos:
-                    with path.open("rb") as f:
-                        f.seek(pos)
-                        chunk_data = f.read(size - pos)
-                    new_lines = chunk_data.splitlines(keepends=True)
-                    if new_lines and not new_lines[-1].endswith(b"\n"):
-                        new_lines.pop()
-                    consumed = sum(len(x) for x in new_lines)
-                    pos += consumed
-                    for chunk in render(new_lines):
-                        await resp.write(chunk)
-                    continue
-                try:
-                    cst = (await self.cri.container_status(target.id)).status
-                except CRIError:
-                    break
-                if cst.state != cri.CONTAINER_RUNNING:
-                    break
-        except (ConnectionResetError, asyncio.CancelledError):
-            pass
+        with contextlib.suppress(ConnectionResetError):
+            await logs.stream_log(Path(st.log_path), opts, write=resp.write, running=running)
         return resp
 
     # ---- exec / attach --------------------------------------------------------------
@@ -272,8 +198,7 @@ class KubeletServer:
         found = await self._containers(ns, pod, name)
         running = [c for c in found if c.state == cri.CONTAINER_RUNNING]
         if not running:
-            return _status(400, "BadRequest", f'container {name} is not valid for pod {pod}' if not found
-                           else f"unable to upgrade connection: container not found (\"{name}\")")
+            return _status(400, "BadRequest", f'container not found ("{name}")')
         cid = running[-1].id
         flag = lambda k: q.get(k) in ("1", "true", "True")  # noqa: E731
         tty = flag("tty")
@@ -287,78 +212,19 @@ class KubeletServer:
                                                               stdout=flag("stdout"), stderr=flag("stderr") and not tty))
         except CRIError as e:
             return _status(500, "InternalError", str(e))
-        ws = web.WebSocketResponse(protocols=CHANNEL_PROTOCOLS, heartbeat=None, autoping=True, max_msg_size=0)
-        await ws.prepare(request)
-        v5 = ws.ws_protocol == "v5.channel.k8s.io"
-        base64_mode = ws.ws_protocol == "base64.channel.k8s.io"
-        del base64_mode
-        async with aiohttp.ClientSession() as session:
-            try:
-                upstream = await session.ws_connect(url, protocols=["v4.channel.k8s.io"], max_msg_size=0,
-                                                    autoping=True)
-            except aiohttp.ClientError as e:
-                await ws.send_bytes(b"\x03" + json.dumps({"metadata": {}, "status": "Failure",
-                                                          "message": str(e)}).encode())
-                await ws.close(code=1000)
-                return ws
-            async with upstream:
-                await self._relay(ws, upstream, v5=v5)
+        try:
+            rc = await RemoteCommand.open(url, stdin=flag("stdin"), stdout=flag("stdout"),
+                                          stderr=flag("stderr"), tty=tty)
+        except (OSError, TimeoutError, HandshakeError, asyncio.IncompleteReadError) as e:
+            return _status(500, "InternalError", f"unable to reach the container runtime's streaming server: {e}")
+        try:
+            ws = web.WebSocketResponse(protocols=channels.PROTOCOLS, heartbeat=None, autoping=True,
+                                       max_msg_size=0)
+            await ws.prepare(request)
+            await _relay(ws, rc, codec=channels.Codec(ws.ws_protocol or "channel.k8s.io"))
+        finally:
+            await rc.close()
         return ws
-
-    async def _relay(self, client: web.WebSocketResponse, upstream: aiohttp.ClientWebSocketResponse, *,
-                     v5: bool) -> None:
-        status_sent = False
-        loop = asyncio.get_running_loop()
-        last_output = loop.time()
-
-        async def down() -> None:
-            nonlocal status_sent, last_output
-            async for m in upstream:
-                last_output = loop.time()
-                if m.type != aiohttp.WSMsgType.BINARY:
-                    continue
-                data: bytes = m.data
-                if len(data) <= 1 and data[:1] != b"\x03":
-                    continue  # containerd's empty per-channel hello
-                if data[:1] == b"\x03":
-                    status_sent = True
-                await client.send_bytes(data)
-
-        async def up() -> None:
-            async for m in client:
-                if m.type != aiohttp.WSMsgType.BINARY:
-                    if m.type == aiohttp.WSMsgType.TEXT:
-                        continue
-                    break
-                data: bytes = m.data
-                if v5 and data[:1] == b"\xff":
-                    # v5 close signal [255, ch]: containerd's v4 server has no half-close.
-                    # Let the command answer what it was sent (output quiet for 0.5 s, or
-                    # it exits), then end the session, which closes its stdin.
-                    if data[1:2] == b"\x00":
-                        while loop.time() - last_output < 0.5:  # noqa: ASYNC110 - quiet period
-                            await asyncio.sleep(0.1)
-                        await upstream.close()
-                        return
-                    continue
-                await upstream.send_bytes(data)
-
-        tasks = [asyncio.create_task(down()), asyncio.create_task(up())]
-        done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-        if tasks[1] in done and not tasks[0].done():
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(30):
-                    await tasks[0]
-        for t in tasks:
-            t.cancel()
-        for t in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await t
-        if not status_sent and not client.closed:
-            with contextlib.suppress(Exception):
-                await client.send_bytes(b"\x03" + json.dumps({"metadata": {}, "status": "Success"}).encode())
-        with contextlib.suppress(Exception):
-            await client.close(code=1000)
 
     # ---- port-forward -----------------------------------------------------------------
 
@@ -391,16 +257,20 @@ class KubeletServer:
                 continue
             conns[data_ch] = writer
             readers.append(asyncio.create_task(_pump(reader, ws, data_ch)))
+        # as upstream: the session ends once every forwarded connection has ended
+        closer = asyncio.create_task(_close_when_done(ws, readers))
         try:
             async for m in ws:
                 if m.type != aiohttp.WSMsgType.BINARY or not m.data:
                     continue
                 ch = m.data[0]
                 w = conns.get(ch)
-                if w is not None:
-                    w.write(m.data[1:])
-                    await w.drain()
+                if w is not None and not w.is_closing():
+                    with contextlib.suppress(ConnectionError):
+                        w.write(m.data[1:])
+                        await w.drain()
         finally:
+            closer.cancel()
             for t in readers:
                 t.cancel()
             for w in conns.values():
@@ -439,28 +309,67 @@ class KubeletServer:
         raise OSError("cannot find the pod's network namespace")
 
 
-def _proc_cpu_ns() -> int:
-    """Busy CPU time of the node (all cores), in nanoseconds, from /proc/stat."""
+async def _relay(ws: web.WebSocketResponse, rc: RemoteCommand, *, codec: channels.Codec) -> None:
+    """Joins the client's channel WebSocket and the runtime's SPDY session until the
+    session ends (output, then the Status) or the client goes away."""
+    queue = await rc.events()
+
+    async def send(msg: bytes | str) -> None:
+        if isinstance(msg, str):
+            await ws.send_str(msg)
+        else:
+            await ws.send_bytes(msg)
+
+    async def down() -> None:
+        status_sent = False
+        while (ev := await queue.get()) is not None:
+            ch, data = ev
+            if ch == channels.ERROR:
+                status_sent = True
+                msg = codec.status(data)
+                if msg is not None:
+                    await send(msg)
+            else:
+                await send(codec.encode(ch, data))
+        if not status_sent:
+            msg = codec.status(json.dumps(channels.SUCCESS).encode())
+            if msg is not None:
+                await send(msg)
+
+    async def up() -> None:
+        async for m in ws:
+            if m.type not in (aiohttp.WSMsgType.BINARY, aiohttp.WSMsgType.TEXT):
+                break
+            frame = codec.decode(m.data)
+            if frame is None:
+                continue
+            ch, payload = frame
+            # the command may be gone already (its output and status still drain in down())
+            with contextlib.suppress(ConnectionError, OSError):
+                if ch == channels.STDIN:
+                    await rc.write_stdin(payload)
+                elif ch == channels.RESIZE:
+                    await rc.resize(payload)
+                elif ch == channels.CLOSE and codec.close_signal and payload[:1] == bytes([channels.STDIN]):
+                    await rc.close_stdin()
+
+    tasks = [asyncio.create_task(down()), asyncio.create_task(up())]
     try:
-        fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
-    except OSError:
-        return 0
-    vals = [int(x) for x in fields]
-    busy = sum(vals) - vals[3] - (vals[4] if len(vals) > 4 else 0)
-    return busy * (10**9 // os.sysconf("SC_CLK_TCK"))
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for t in tasks:
+            t.cancel()
+        for t in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t
+        with contextlib.suppress(Exception):
+            await ws.close(code=1000)
 
 
-def _meminfo() -> tuple[int, int]:
-    total = avail = 0
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                total = int(line.split()[1]) * 1024
-            elif line.startswith("MemAvailable:"):
-                avail = int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return total, avail
+async def _close_when_done(ws: web.WebSocketResponse, readers: list[asyncio.Task[None]]) -> None:
+    await asyncio.gather(*readers, return_exceptions=True)
+    with contextlib.suppress(Exception):
+        await ws.close(code=1000)
 
 
 async def _pump(reader: asyncio.StreamReader, ws: web.WebSocketResponse, ch: int) -> None:

@@ -15,16 +15,20 @@ import asyncio
 import contextlib
 import logging
 import ssl
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import aiohttp
+import orjson
 from aiohttp import web
 
 from k3py.server import errors
 
 log = logging.getLogger("k3py.server.streams")
+T = TypeVar("T")
+DIAL_RETRY_SECONDS = 5.0
 
 
 class StreamProxy:
@@ -83,11 +87,10 @@ class StreamProxy:
         node = spec.get("nodeName")
         if not node:
             raise errors.bad_request(f"pod {ri.name} does not have a host assigned")
-        base = await self._kubelet(node)
         ns, name = quote(ri.namespace), quote(ri.name)
         query = list(request.query.items())
         if ri.subresource == "portforward":
-            return await self._websocket(request, f"{base}/portForward/{ns}/{name}", query)
+            return await self._websocket(request, node, f"/portForward/{ns}/{name}", query)
         container = request.query.get("container") or _default_container(pod)
         if not container:
             raise errors.bad_request(f"a container name must be specified for pod {ri.name}")
@@ -98,13 +101,30 @@ class StreamProxy:
             raise errors.bad_request(f"container {container} is not valid for pod {ri.name}")
         query = [(k, v) for k, v in query if k != "container"]
         if ri.subresource == "log":
-            return await self._logs(request, f"{base}/containerLogs/{ns}/{name}/{quote(container)}", query)
+            return await self._logs(request, node, f"/containerLogs/{ns}/{name}/{quote(container)}", query)
         verb = "exec" if ri.subresource == "exec" else "attach"
-        return await self._websocket(request, f"{base}/{verb}/{ns}/{name}/{quote(container)}", query)
+        return await self._websocket(request, node, f"/{verb}/{ns}/{name}/{quote(container)}", query)
 
-    async def _logs(self, request: web.Request, url: str, query: list[tuple[str, str]]) -> web.StreamResponse:
+    async def _dial(self, node: str, path: str, connect: Callable[[str], Awaitable[T]]) -> T:
+        """``connect(url)`` to the node's kubelet; a refused connection is retried for a few
+        seconds, reading the Node again (a restarted agent may be coming up, on a new port)."""
+        deadline = asyncio.get_running_loop().time() + DIAL_RETRY_SECONDS
+        while True:
+            base = await self._kubelet(node)
+            try:
+                return await connect(base + path)
+            except aiohttp.ClientConnectorError as e:
+                if asyncio.get_running_loop().time() >= deadline:
+                    raise errors.service_unavailable(f"unable to reach the kubelet: {e}") from e
+            await asyncio.sleep(0.5)
+
+    async def _logs(self, request: web.Request, node: str, path: str,
+                    query: list[tuple[str, str]]) -> web.StreamResponse:
+        async def connect(url: str) -> aiohttp.ClientResponse:
+            return await self.session().get(url, params=query, ssl=self.ssl)
+
         try:
-            upstream = await self.session().get(url, params=query, ssl=self.ssl)
+            upstream = await self._dial(node, path, connect)
         except aiohttp.ClientError as e:
             raise errors.service_unavailable(f"unable to reach the kubelet: {e}") from e
         async with upstream:
@@ -114,23 +134,31 @@ class StreamProxy:
                                     content_type=upstream.content_type or "application/json")
             resp = web.StreamResponse(headers={"Content-Type": "text/plain", "Cache-Control": "no-cache"})
             await resp.prepare(request)
+            watcher = asyncio.create_task(_close_when_gone(request, upstream))
             try:
                 async for chunk in upstream.content.iter_any():
                     await resp.write(chunk)
             except (ConnectionResetError, aiohttp.ClientError):
                 pass
+            finally:
+                watcher.cancel()
             return resp
 
-    async def _websocket(self, request: web.Request, url: str, query: list[tuple[str, str]]) -> web.StreamResponse:
+    async def _websocket(self, request: web.Request, node: str, path: str,
+                         query: list[tuple[str, str]]) -> web.StreamResponse:
         if request.headers.get("Upgrade", "").lower() != "websocket":
             raise errors.bad_request("upgrade request required: k3py serves exec, attach and port-forward "
                                      "over WebSocket (channel.k8s.io protocols)")
         offered = [p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",") if p.strip()]
+
+        async def connect(url: str) -> aiohttp.ClientWebSocketResponse:
+            return await self.session().ws_connect(url, params=query, protocols=offered, ssl=self.ssl,
+                                                   max_msg_size=0, autoping=True)
+
         try:
-            upstream = await self.session().ws_connect(url, params=query, protocols=offered, ssl=self.ssl,
-                                                       max_msg_size=0, autoping=True)
+            upstream = await self._dial(node, path, connect)
         except aiohttp.WSServerHandshakeError as e:
-            raise errors.bad_request(f"unable to upgrade connection: {e.message}") from e
+            raise _handshake_error(e) from e
         except aiohttp.ClientError as e:
             raise errors.service_unavailable(f"unable to reach the kubelet: {e}") from e
         chosen = upstream.protocol
@@ -139,6 +167,13 @@ class StreamProxy:
         async with upstream:
             await _join(ws, upstream)
         return ws
+
+
+async def _close_when_gone(request: web.Request, upstream: aiohttp.ClientResponse) -> None:
+    """Ends a quiet ``logs -f`` at the kubelet once its reader has gone away."""
+    while request.transport is not None and not request.transport.is_closing():  # noqa: ASYNC110 - no event for it
+        await asyncio.sleep(1.0)
+    upstream.close()
 
 
 async def _join(client: web.WebSocketResponse, upstream: aiohttp.ClientWebSocketResponse) -> None:
@@ -171,6 +206,20 @@ async def _join(client: web.WebSocketResponse, upstream: aiohttp.ClientWebSocket
     code = upstream.close_code or 1000
     with contextlib.suppress(Exception):
         await client.close(code=code if code in (1000, 1001, 1011) else 1000)
+
+
+def _handshake_error(e: aiohttp.WSServerHandshakeError) -> errors.APIError:
+    """The kubelet's refusal as the client sees it upstream: its Status, with the message
+    prefixed "unable to upgrade connection"."""
+    raw = e.headers.get("X-Kubelet-Status", "") if e.headers else ""
+    try:
+        st = orjson.loads(raw) if raw else {}
+    except orjson.JSONDecodeError:
+        st = {}
+    if not isinstance(st, dict) or not st.get("message"):
+        return errors.bad_request(f"unable to upgrade connection: {e.message}")
+    code = int(st.get("code") or e.status or 400)
+    return errors.APIError(code, str(st.get("reason", "")), f"unable to upgrade connection: {st['message']}")
 
 
 def _default_container(pod: dict[str, Any]) -> str:

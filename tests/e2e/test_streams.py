@@ -178,3 +178,22 @@ def test_kubectl_top_nodes_and_pods(cluster: Cluster, talker: str) -> None:
     node = cluster.kubectl("top", "node").stdout.splitlines()
     assert node[0].split()[:3] == ["NAME", "CPU(cores)", "CPU(%)"]
     assert node[1].split()[0] == cluster.node_name
+
+
+def test_exec_stdin_eof_keeps_later_output_and_exit_code(cluster: Cluster, talker: str) -> None:
+    """kubectl's v5 close signal half-closes stdin: the command sees EOF, its output after
+    that (even after a quiet second) and its exit code still come back."""
+    res = cluster.kubectl("exec", "-i", "-n", talker, "talker", "--", "sh", "-c",
+                          "wc -c; sleep 1.5; echo late; exit 3", input="x" * 100_000, check=False)
+    assert res.stdout.split() == ["100000", "late"]
+    assert res.returncode == 3 and "command terminated with exit code 3" in res.stderr
+
+
+def test_exec_command_leaving_stdin_unread(cluster: Cluster, talker: str) -> None:
+    """The command exits without reading all of stdin: its output and status still arrive."""
+    res = cluster.kubectl("exec", "-i", "-n", talker, "talker", "--", "sh", "-c", "head -c 5; exit 4",
+                          input="y" * 2_000_000, check=False)
+    assert res.stdout == "yyyyy"
+    # the exit code, unless containerd's stdin copy got stuck on the exited command's full
+    # FIFO (then the kubelet ends the session with a Failure after a grace period)
+    assert res.returncode == 4 or (res.returncode == 1 and "reported no exit status" in res.stderr)
